@@ -1,0 +1,110 @@
+"""The `decks` command: a thin layer over the library in `generator.build`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from generator import __version__
+from generator.build import BuildResult, build, check
+from generator.diagnostics import BuildFailed, summarize
+
+content_option = click.option(
+    "--content",
+    "content_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("content"),
+    show_default=True,
+    help="Folder with deckset.yaml and one folder per topic.",
+)
+dist_option = click.option(
+    "--dist",
+    "dist_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("dist"),
+    show_default=True,
+    help="Folder for the .apkg files and the manifest.",
+)
+strict_option = click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+
+
+def build_time() -> int:
+    """The time stamped on changed cards: SOURCE_DATE_EPOCH if set, else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None:
+        if not epoch.isdigit():
+            raise click.BadParameter("SOURCE_DATE_EPOCH must be a whole number of seconds")
+        return int(epoch)
+    return int(time.time())
+
+
+@click.group()
+@click.version_option(__version__, prog_name="decks")
+def main() -> None:
+    """Build Anki decks from the Markdown cards in content/."""
+
+
+@main.command("build")
+@content_option
+@dist_option
+@strict_option
+@click.option("--allow-rename", is_flag=True, help="Accept a changed deck name (existing cards keep the old deck).")
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; fail if dist/ differs from a fresh build.")
+def build_command(content_dir: Path, dist_dir: Path, strict: bool, allow_rename: bool, check_only: bool) -> None:
+    """Build one .apkg per topic, plus all-topics.apkg, into dist/."""
+    try:
+        if check_only:
+            result, differences = check(content_dir, dist_dir, build_time(), strict=strict)
+            _report_warnings(result)
+            for difference in differences:
+                click.echo(f"{dist_dir / difference.file}: out of date: {difference.reason}", err=True)
+            if differences:
+                click.echo(f"{len(differences)} file(s) differ from the sources: run 'decks build'", err=True)
+                sys.exit(1)
+            click.echo(f"{dist_dir} is up to date (release {result.manifest.version})")
+            return
+        result = build(content_dir, dist_dir, build_time(), strict=strict, allow_rename=allow_rename)
+    except BuildFailed as failure:
+        click.echo(str(failure), err=True)
+        sys.exit(1)
+    _report_warnings(result)
+    notes = sum(d.notes for d in result.manifest.decks)
+    cards = sum(d.cards for d in result.manifest.decks)
+    click.echo(
+        f"built {len(result.manifest.decks)} decks ({notes} notes, {cards} cards) "
+        f"into {dist_dir}, release {result.manifest.version}"
+    )
+    changes = result.changes
+    if changes.any:
+        click.echo(
+            f"since {result.previous.version}: {len(changes.added)} added, {len(changes.changed)} changed, "
+            f"{len(changes.removed)} removed, {len(changes.moved)} moved"
+        )
+
+
+@main.command("check")
+@content_option
+@strict_option
+def check_command(content_dir: Path, strict: bool) -> None:
+    """Validate and render every card without writing anything."""
+    from generator.build import compile_release
+    from generator.ledger import EMPTY
+
+    try:
+        result = compile_release(content_dir, EMPTY, 0, strict=strict)
+    except BuildFailed as failure:
+        click.echo(str(failure), err=True)
+        sys.exit(1)
+    _report_warnings(result)
+    click.echo(f"{len(result.cards)} cards OK")
+
+
+def _report_warnings(result: BuildResult) -> None:
+    for diagnostic in result.warnings:
+        click.echo(diagnostic.format(), err=True)
+    if result.warnings:
+        click.echo(summarize(result.warnings), err=True)

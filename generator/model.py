@@ -1,0 +1,68 @@
+"""The immutable data that flows through the pipeline; no I/O, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+CardType = Literal["basic", "reversed", "cloze"]
+CARD_TYPES: tuple[CardType, ...] = ("basic", "reversed", "cloze")
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic folder: it becomes the deck '<umbrella>::<name>'."""
+
+    key: str
+    name: str
+    description: str
+    order: int
+    config_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class DeckSet:
+    """All topics under one umbrella deck name."""
+
+    name: str
+    topics: tuple[Topic, ...]
+    config_path: Path
+
+    def deck_name(self, topic: Topic) -> str:
+        return f"{self.name}::{topic.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One validated card, as authored (Markdown, not yet HTML)."""
+
+    id: str
+    topic: str
+    type: CardType
+    tags: tuple[str, ...]
+    sources: tuple[str, ...]
+    front: str
+    back: str
+    path: Path
+    front_line: int  # 1-based line in the file where the front Markdown starts
+    back_line: int
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """An image referenced by a card, stored under a content-hashed name."""
+
+    name: str
+    source: Path
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedCard:
+    """A card turned into the HTML fields of its note."""
+
+    card: Card
+    fields: tuple[str, ...]
+    media: tuple[MediaFile, ...]
+    question_text: str  # the front as plain text, for changelogs

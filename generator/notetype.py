@@ -1,0 +1,158 @@
+"""The three note types: fixed ids, frozen fields and templates, and the stylesheet.
+
+Field names, field count, template names and template count are frozen: a change
+makes Anki create a "+" copy of the note type and leave existing notes behind as
+conflicting. Template text and CSS may change; the manifest then moves the note
+type's modification time forward so importers take the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from pygments.formatters import HtmlFormatter
+
+from generator.ids import MODEL_IDS
+from generator.model import CardType
+
+LIGHT_CODE_STYLE = "default"
+DARK_CODE_STYLE = "github-dark"
+NIGHT_SELECTORS = (".nightMode", ".night_mode", ".night-mode")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    name: str
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoteType:
+    """One Anki note type (model) as this project defines it."""
+
+    kind: CardType
+    model_id: int
+    name: str
+    fields: tuple[str, ...]
+    templates: tuple[Template, ...]
+    css: str
+
+    @property
+    def is_cloze(self) -> bool:
+        return self.kind == "cloze"
+
+    def definition_hash(self) -> str:
+        """Hash of everything Anki stores for the note type; a change needs a newer mod."""
+        data = {
+            "id": self.model_id,
+            "name": self.name,
+            "fields": self.fields,
+            "templates": [(t.name, t.question, t.answer) for t in self.templates],
+            "css": self.css,
+            "cloze": self.is_cloze,
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+# Frozen schemas: see the module docstring before touching these names.
+BASIC_FIELDS = ("Front", "Back", "Id")
+CLOZE_FIELDS = ("Text", "Extra", "Id")
+
+_ID_FOOTER = '<div class="card-id">{{Id}}</div>'
+_FRONT = '<div class="question">{{Front}}</div>'
+_BACK = '<div class="answer">{{Back}}</div>'
+
+
+def note_types() -> dict[CardType, NoteType]:
+    """The note types, by card type."""
+    css = stylesheet()
+    return {
+        "basic": NoteType(
+            "basic",
+            MODEL_IDS["basic"],
+            "DL Interview Basic",
+            BASIC_FIELDS,
+            (Template("Card 1", _FRONT, '{{FrontSide}}\n<hr id="answer">\n' + _BACK + _ID_FOOTER),),
+            css,
+        ),
+        "reversed": NoteType(
+            "reversed",
+            MODEL_IDS["reversed"],
+            "DL Interview Basic and Reversed",
+            BASIC_FIELDS,
+            (
+                Template("Card 1", _FRONT, '{{FrontSide}}\n<hr id="answer">\n' + _BACK + _ID_FOOTER),
+                Template("Card 2", _BACK, '{{FrontSide}}\n<hr id="answer">\n' + _FRONT + _ID_FOOTER),
+            ),
+            css,
+        ),
+        "cloze": NoteType(
+            "cloze",
+            MODEL_IDS["cloze"],
+            "DL Interview Cloze",
+            CLOZE_FIELDS,
+            (
+                Template(
+                    "Cloze",
+                    '<div class="question cloze-text">{{cloze:Text}}</div>',
+                    '<div class="question cloze-text">{{cloze:Text}}</div>\n'
+                    '{{#Extra}}<hr id="answer">\n<div class="answer">{{Extra}}</div>{{/Extra}}' + _ID_FOOTER,
+                ),
+            ),
+            css,
+        ),
+    }
+
+
+_BASE_CSS = """\
+.card {
+  font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  font-size: 19px;
+  line-height: 1.45;
+  text-align: left;
+  max-width: 46em;
+  margin: 0 auto;
+  padding: 0 0.6em;
+}
+.question > p:first-child { font-weight: 600; }
+hr#answer { margin: 1em 0; }
+table { border-collapse: collapse; margin: 0.6em 0; }
+th, td { border: 1px solid #8888; padding: 0.25em 0.6em; vertical-align: top; }
+img { max-width: 100%; height: auto; }
+code { font-family: "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 0.88em; }
+:not(pre) > code { background: #8882; border-radius: 3px; padding: 0.05em 0.3em; }
+.highlight { border-radius: 6px; margin: 0.6em 0; overflow-x: auto; }
+.highlight pre { margin: 0; padding: 0.6em 0.8em; line-height: 1.35; white-space: pre; text-align: left; }
+.highlight.language-output { border-left: 4px solid #8888; }
+.cloze { font-weight: bold; color: #0b63c4; }
+.card-id { margin-top: 1.5em; font-size: 11px; opacity: 0.45; text-align: right; }
+"""
+
+
+def stylesheet() -> str:
+    """The note types' CSS: layout, plus code colours for light and for night mode."""
+    light = HtmlFormatter(style=LIGHT_CODE_STYLE)
+    dark = HtmlFormatter(style=DARK_CODE_STYLE)
+    night = [f"{mode} .highlight" for mode in NIGHT_SELECTORS]
+    # Night-mode reset: a token the dark style leaves uncoloured must not keep
+    # the light style's dark colour. `.nightMode .highlight span` outranks the
+    # light rules; the dark token rules (three classes) outrank the reset.
+    reset = ", ".join(f"{selector} span" for selector in night)
+    return "\n".join(
+        [
+            _BASE_CSS,
+            "/* Code, light mode */",
+            *light.get_background_style_defs(".highlight"),
+            ".highlight { color: #1f2328; }",
+            *light.get_token_style_defs(".highlight"),
+            "/* Code, night mode */",
+            f"{reset} {{ color: inherit; background-color: transparent; font-weight: inherit; font-style: inherit; }}",
+            *dark.get_background_style_defs(night),
+            *dark.get_token_style_defs(night),
+            ", ".join(f"{mode} .cloze" for mode in NIGHT_SELECTORS) + " { color: #6cb6ff; }",
+            "",
+        ]
+    )

@@ -1,0 +1,136 @@
+"""Write decks as `.apkg` files, byte for byte the same for the same input.
+
+genanki builds the SQLite collection; the zip around it is written here with
+fixed entry dates and order (genanki's own zip stamps the current time). Every
+id and mod time comes from the caller, never from the clock.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import sqlite3
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import genanki
+
+from generator.model import MediaFile
+from generator.notetype import NoteType
+
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedNote:
+    guid: str
+    kind: str
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    mod: int
+    note_id: int
+    due: int  # position among new cards
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedDeck:
+    deck_id: int
+    name: str
+    description: str
+    notes: tuple[PackagedNote, ...]
+
+
+class _PinnedModel(genanki.Model):
+    """A genanki model whose mod time is ours, not the build time."""
+
+    def __init__(self, note_type: NoteType, mod: int) -> None:
+        super().__init__(
+            model_id=note_type.model_id,
+            name=note_type.name,
+            fields=[{"name": name} for name in note_type.fields],
+            templates=[{"name": t.name, "qfmt": t.question, "afmt": t.answer} for t in note_type.templates],
+            css=note_type.css,
+            model_type=genanki.Model.CLOZE if note_type.is_cloze else genanki.Model.FRONT_BACK,
+        )
+        self.pinned_mod = mod
+
+    def to_json(self, timestamp: float, deck_id: int) -> dict[str, object]:
+        return super().to_json(self.pinned_mod, deck_id)
+
+
+class _PinnedNote(genanki.Note):
+    """A genanki note with its own mod time and ids (cards take the ids after the note's)."""
+
+    def __init__(self, note: PackagedNote, model: genanki.Model) -> None:
+        super().__init__(model=model, fields=list(note.fields), tags=list(note.tags), guid=note.guid, due=note.due)
+        self.pinned = note
+
+    def write_to_db(self, cursor: sqlite3.Cursor, timestamp: float, deck_id: int, id_gen: object) -> None:
+        super().write_to_db(cursor, self.pinned.mod, deck_id, itertools.count(self.pinned.note_id))
+
+
+def package_bytes(
+    decks: Sequence[PackagedDeck],
+    note_types: Mapping[str, tuple[NoteType, int]],
+    media: Sequence[MediaFile],
+) -> bytes:
+    """Build one `.apkg` holding `decks`; `note_types` maps kind to (note type, mod)."""
+    models = {kind: _PinnedModel(nt, mod) for kind, (nt, mod) in sorted(note_types.items())}
+    genanki_decks = []
+    for deck in decks:
+        genanki_deck = genanki.Deck(deck.deck_id, deck.name, deck.description)
+        for note in sorted(deck.notes, key=lambda n: n.note_id):
+            genanki_deck.add_note(_PinnedNote(note, models[note.kind]))
+        genanki_decks.append(genanki_deck)
+    collection = _collection_bytes(genanki.Package(genanki_decks))
+    unique_media = sorted({m.name: m for m in media}.values(), key=lambda m: m.name)
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        _add_entry(archive, "collection.anki2", collection)
+        index = {str(i): m.name for i, m in enumerate(unique_media)}
+        _add_entry(archive, "media", json.dumps(index, sort_keys=True).encode())
+        for i, item in enumerate(unique_media):
+            _add_entry(archive, str(i), item.data)
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _collection_bytes(package: genanki.Package) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        db_path = Path(folder) / "collection.anki2"
+        connection = sqlite3.connect(db_path)
+        try:
+            # genanki takes a timestamp and id generator for whatever has none of
+            # its own; ours have their own, so these values are never used.
+            package.write_to_db(connection.cursor(), 0, itertools.count(1))
+            connection.commit()
+        finally:
+            connection.close()
+        return db_path.read_bytes()
+
+
+def _add_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3
+    info.external_attr = 0o644 << 16
+    archive.writestr(info, data)

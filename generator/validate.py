@@ -1,0 +1,259 @@
+"""Check parsed card files against the card schema and turn them into `Card`s."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+from generator.diagnostics import Diagnostic, Location, error
+from generator.model import CARD_TYPES, Card, CardType
+from generator.parse import Entry, ParsedFile
+from generator.scan import Fence, parse_fence_info, scan
+
+CARD_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")
+SOURCE = re.compile(r"^[\w.-]+#[\w-]+$")
+CLOZE = re.compile(r"\{\{c(\d+)::")
+FRONT_END = "%"
+KNOWN_KEYS = ("id", "tags", "source", "type")
+REQUIRED_KEYS = ("id", "tags")
+FORBIDDEN_TAGS = ("marked", "leech")  # Anki strips them on import
+MAX_CLOZE = 99  # card ids are spaced 100 apart per note
+
+
+def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Diagnostic]]:
+    """Check one parsed card file; return the card when it has no errors."""
+    problems: list[Diagnostic] = []
+    meta = parsed.meta
+    for key, entry in meta.items():
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(
+                error(
+                    _key_location(entry),
+                    f"unknown front-matter key '{key}'",
+                    f"{hint}allowed: {', '.join(KNOWN_KEYS)}",
+                )
+            )
+    for key in REQUIRED_KEYS:
+        if key not in meta:
+            problems.append(error(parsed.meta_location, f"missing '{key}' in front matter", _REQUIRED_HINTS[key]))
+
+    card_id = _check_id(meta.get("id"), problems)
+    tags = _check_list(meta.get("tags"), "tags", TAG, "lower-case words, '-', '_' or '::'", problems)
+    for tag in tags:
+        if tag in FORBIDDEN_TAGS:
+            problems.append(error(meta["tags"].location, f"tag '{tag}' is reserved by Anki", "use another tag"))
+    sources = _check_list(meta.get("source"), "source", SOURCE, "'<seed file>#<item>'", problems)
+    card_type = _check_type(meta.get("type"), problems)
+
+    split = _split_body(parsed, card_type or "basic", problems)
+    if card_id is None or card_type is None or split is None or problems:
+        return None, problems
+    front, front_line, back, back_line = split
+    card = Card(
+        id=card_id,
+        topic=topic,
+        type=card_type,
+        tags=tuple(sorted(set(tags))),
+        sources=sources,
+        front=front,
+        back=back,
+        path=parsed.path,
+        front_line=front_line,
+        back_line=back_line,
+    )
+    problems.extend(_check_markup(card))
+    return (None if problems else card), problems
+
+
+def check_unique_ids(cards: Iterable[Card]) -> list[Diagnostic]:
+    """Report every card whose id another card already uses."""
+    first_use: dict[str, Card] = {}
+    problems = []
+    for card in cards:
+        if card.id in first_use:
+            other = first_use[card.id]
+            problems.append(
+                error(
+                    Location(card.path, 2, 1),
+                    f"duplicate id '{card.id}' (also used by {other.path})",
+                    "every card needs its own id; give the newer card a new one",
+                )
+            )
+        else:
+            first_use[card.id] = card
+    return problems
+
+
+_REQUIRED_HINTS = {
+    "id": "add 'id: <topic>-<short-name>' (lower-case, '-' between words); it must never change afterwards",
+    "tags": "add 'tags: [concept]' (an empty list '[]' is allowed)",
+}
+
+
+def _key_location(entry: Entry) -> Location:
+    return Location(entry.location.path, entry.location.line, 1)
+
+
+def _check_id(entry: Entry | None, problems: list[Diagnostic]) -> str | None:
+    if entry is None:
+        return None
+    if not isinstance(entry.value, str) or not CARD_ID.match(entry.value):
+        problems.append(
+            error(
+                entry.location,
+                f"invalid id {entry.value!r}",
+                "use lower-case letters and digits, words joined by '-', e.g. 'cnn-stride'",
+            )
+        )
+        return None
+    return entry.value
+
+
+def _check_list(
+    entry: Entry | None, key: str, pattern: re.Pattern[str], shape: str, problems: list[Diagnostic]
+) -> tuple[str, ...]:
+    if entry is None:
+        return ()
+    values = entry.value if isinstance(entry.value, tuple) else None
+    if values is None:
+        problems.append(error(entry.location, f"'{key}' must be a list", f"write '{key}: [a, b]'"))
+        return ()
+    for value in values:
+        if not pattern.match(value):
+            problems.append(error(entry.location, f"invalid {key} entry {value!r}", f"each entry is {shape}"))
+    return values
+
+
+def _check_type(entry: Entry | None, problems: list[Diagnostic]) -> CardType | None:
+    if entry is None:
+        return "basic"
+    for card_type in CARD_TYPES:
+        if entry.value == card_type:
+            return card_type
+    problems.append(error(entry.location, f"unknown card type {entry.value!r}", f"use one of: {', '.join(CARD_TYPES)}"))
+    return None
+
+
+def _split_body(
+    parsed: ParsedFile, card_type: CardType, problems: list[Diagnostic]
+) -> tuple[str, int, str, int] | None:
+    """Cut the body into front and back: '# question', optional front lines up to '%', back."""
+    lines = parsed.body.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if start is None or not lines[start].startswith("# "):
+        line = parsed.body_line + (start or 0)
+        problems.append(
+            error(
+                Location(parsed.path, line, 1),
+                "missing front: the body must start with a '# ' heading holding the question",
+                "write '# Your question?' on the first line after the front matter",
+            )
+        )
+        return None
+    heading = lines[start][2:].strip()
+    rest = lines[start + 1 :]
+    in_fence = False
+    separator = None
+    for offset, line in enumerate(rest):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        if not in_fence and line.rstrip() == FRONT_END:
+            separator = offset
+            break
+    if separator is None:
+        if card_type == "cloze":
+            front_lines, back_lines = rest, []
+        else:
+            front_lines, back_lines = [], rest
+    else:
+        front_lines, back_lines = rest[:separator], rest[separator + 1 :]
+    front = "\n".join([heading, *front_lines]).strip("\n")
+    back = "\n".join(back_lines).strip("\n")
+    front_line = parsed.body_line + start
+    back_line = front_line + 1 + (0 if separator is None else separator + 1)
+    back_line += _leading_blank_lines(back_lines)
+    if not heading:
+        problems.append(error(Location(parsed.path, front_line, 1), "the question heading is empty"))
+    if card_type != "cloze" and not back:
+        problems.append(
+            error(
+                Location(parsed.path, front_line, 1),
+                "missing back: there is no answer after the question",
+                "write the answer below the '# ' heading (or below the '%' line)",
+            )
+        )
+    return front, front_line, back, back_line
+
+
+def _leading_blank_lines(lines: list[str]) -> int:
+    count = 0
+    for line in lines:
+        if line.strip():
+            break
+        count += 1
+    return count
+
+
+def _check_markup(card: Card) -> list[Diagnostic]:
+    """Check math balance, code fences and cloze deletions of both sides."""
+    problems: list[Diagnostic] = []
+    for text, line in ((card.front, card.front_line), (card.back, card.back_line)):
+        segments, found = scan(text, card.path, line)
+        problems.extend(found)
+        for segment in segments:
+            if isinstance(segment, Fence):
+                problems.extend(_check_fence(segment, card.type))
+    if card.type == "cloze":
+        numbers = [int(n) for n in CLOZE.findall(card.front)]
+        if not numbers:
+            problems.append(
+                error(
+                    Location(card.path, card.front_line, 1),
+                    "cloze card has no deletion",
+                    "mark the hidden text as {{c1::text}}, or use 'type: basic'",
+                )
+            )
+        elif max(numbers) > MAX_CLOZE or min(numbers) < 1:
+            problems.append(error(Location(card.path, card.front_line, 1), f"cloze numbers must be c1..c{MAX_CLOZE}"))
+    elif CLOZE.search(card.front + card.back):
+        problems.append(
+            error(
+                Location(card.path, card.front_line, 1),
+                "cloze deletion in a card that is not a cloze card",
+                "add 'type: cloze' to the front matter",
+            )
+        )
+    return problems
+
+
+def _check_fence(fence: Fence, card_type: CardType) -> list[Diagnostic]:
+    info, problem = parse_fence_info(fence.info)
+    if info is None:
+        return [
+            error(
+                fence.location,
+                problem or "invalid code block",
+                "name the language after the backticks, e.g. ```python (```text for plain text); "
+                "to keep code from running write ```python no-run: <reason>",
+            )
+        ]
+    try:
+        get_lexer_by_name(info.language)
+    except ClassNotFound:
+        return [
+            error(
+                fence.location,
+                f"unknown code language '{info.language}'",
+                "use a Pygments language name such as python, bash, text or output",
+            )
+        ]
+    if card_type == "cloze" and CLOZE.search(fence.code):
+        return [error(fence.location, "cloze deletions inside code blocks are not supported", "use inline `code`")]
+    return []
