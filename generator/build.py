@@ -207,6 +207,8 @@ def _why_different(name: str, result: BuildResult) -> str:
             parts.append(f"cards {label}: {', '.join(ids)}")
     if changes.notetypes_changed:
         parts.append(f"note types changed: {', '.join(changes.notetypes_changed)}")
+    if result.manifest.version != result.previous.version:
+        parts.append(f"release {result.previous.version} becomes {result.manifest.version}")
     return "; ".join(parts) or "contents differ from a fresh build: run 'decks build'"
 
 
@@ -224,7 +226,7 @@ def _validated_cards(content: Content, diagnostics: list[Diagnostic]) -> list[Ca
             if not card.sources:
                 diagnostics.append(
                     warning(
-                        Location(card.path, 2, 1),
+                        Location(card.path, card.id_line, 1),
                         "card has no 'source'",
                         "name the seed items it answers, e.g. source: [001_109fc0eff3c94634.txt#26]",
                     )

@@ -45,6 +45,7 @@ class Card:
     front: str
     back: str
     path: Path
+    id_line: int  # 1-based line of the `id:` key, for diagnostics about the card as a whole
     front_line: int  # 1-based line in the file where the front Markdown starts
     back_line: int
 

@@ -65,6 +65,7 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
         front=front,
         back=back,
         path=parsed.path,
+        id_line=meta["id"].location.line,
         front_line=front_line,
         back_line=back_line,
     )
@@ -81,7 +82,7 @@ def check_unique_ids(cards: Iterable[Card]) -> list[Diagnostic]:
             other = first_use[card.id]
             problems.append(
                 error(
-                    Location(card.path, 2, 1),
+                    Location(card.path, card.id_line, 1),
                     f"duplicate id '{card.id}' (also used by {other.path})",
                     "every card needs its own id; give the newer card a new one",
                 )

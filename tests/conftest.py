@@ -1,0 +1,129 @@
+"""Shared fixtures: small content trees written on the fly, and a real Anki collection."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+T0 = 1_700_000_000  # a fixed build time for tests
+
+WriteCard = Callable[..., Path]
+
+
+@pytest.fixture
+def content(tmp_path: Path) -> Path:
+    """An empty content tree with an umbrella name and two topics."""
+    root = tmp_path / "content"
+    root.mkdir()
+    (root / "deckset.yaml").write_text("name: Test Decks\n")
+    for order, (key, name) in enumerate((("alpha", "Alpha Topic"), ("beta", "Beta Topic"))):
+        (root / key).mkdir()
+        (root / key / "topic.yaml").write_text(f"name: {name}\ndescription: About {key}.\norder: {order}\n")
+    return root
+
+
+@pytest.fixture
+def write_card(content: Path) -> WriteCard:
+    """Write `content/<topic>/<name>.md` from front-matter lines and a body."""
+
+    def write(topic: str, name: str, front_matter: str, body: str) -> Path:
+        path = content / topic / f"{name}.md"
+        text = "---\n" + textwrap.dedent(front_matter).strip("\n") + "\n---\n" + textwrap.dedent(body).lstrip("\n")
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def sample_cards(write_card: WriteCard) -> None:
+    """One card of each kind: code, math, table, cloze, reversed."""
+    write_card(
+        "alpha",
+        "dense",
+        "id: alpha-dense\ntags: [code]\nsource: [seed.txt#1]",
+        """
+        # How do you build a Dense layer?
+
+        Call `keras.layers.Dense(units)`:
+
+        ```python
+        import keras
+        layer = keras.layers.Dense(4)
+        ```
+        """,
+    )
+    write_card(
+        "alpha",
+        "sigmoid",
+        "id: alpha-sigmoid\ntags: [math]\nsource: [seed.txt#2]",
+        r"""
+        # What is the sigmoid function?
+
+        $$\sigma(x) = \frac{1}{1 + e^{-x}}$$
+
+        Its output lies in $(0, 1)$ and $\sigma'(x) = \sigma(x)(1-\sigma(x))$, with *emphasis* kept.
+        """,
+    )
+    write_card(
+        "alpha",
+        "table",
+        "id: alpha-table\ntags: [comparison]\nsource: [seed.txt#3]",
+        """
+        # L1 or L2?
+
+        | | L1 | L2 |
+        |---|---|---|
+        | weights | sparse | small |
+        """,
+    )
+    write_card(
+        "beta",
+        "cloze",
+        "id: beta-cloze\ntags: [math]\ntype: cloze\nsource: [seed.txt#4]",
+        r"""
+        # Softmax
+
+        Softmax maps logits to {{c1::probabilities}}: {{c2::$\frac{e^{z_i}}{\sum_j e^{z_j}}$}}.
+        %
+        The outputs sum to one.
+        """,
+    )
+    write_card(
+        "beta",
+        "reversed",
+        "id: beta-epoch\ntags: [concept]\ntype: reversed\nsource: [seed.txt#5]",
+        """
+        # Epoch
+
+        One full pass over the training data.
+        """,
+    )
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def collection_factory(tmp_path: Path) -> Iterator[Callable[[], object]]:
+    """Make fresh, empty Anki collections (closed again after the test)."""
+    from anki.collection import Collection
+
+    opened: list[Collection] = []
+
+    def make() -> Collection:
+        folder = tmp_path / f"anki-{len(opened)}"
+        folder.mkdir()
+        collection = Collection(str(folder / "collection.anki2"))
+        opened.append(collection)
+        return collection
+
+    yield make
+    for collection in opened:
+        collection.close()
