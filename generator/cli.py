@@ -89,8 +89,14 @@ def build_command(content_dir: Path, dist_dir: Path, strict: bool, allow_rename:
 @main.command("check")
 @content_option
 @strict_option
-def check_command(content_dir: Path, strict: bool) -> None:
-    """Validate and render every card without writing anything."""
+@click.option("--run-code", is_flag=True, help="Also run every python block and compare its output with the card.")
+@click.option("--jobs", type=click.IntRange(1), default=2, show_default=True, help="Cards run in parallel.")
+@click.argument("only", nargs=-1, type=click.Path(path_type=Path))
+def check_command(content_dir: Path, strict: bool, run_code: bool, jobs: int, only: tuple[Path, ...]) -> None:
+    """Validate and render every card without writing anything.
+
+    With ONLY (card files or topic folders), --run-code runs just those cards.
+    """
     from generator.build import compile_release
     from generator.ledger import EMPTY
 
@@ -101,6 +107,27 @@ def check_command(content_dir: Path, strict: bool) -> None:
         sys.exit(1)
     _report_warnings(result)
     click.echo(f"{len(result.cards)} cards OK")
+    if not run_code:
+        return
+    from generator.runcode import extract_program, run_programs
+
+    chosen = [r.card for r in result.cards if _selected(r.card.path, only)]
+    report = run_programs([extract_program(card) for card in chosen], workers=jobs)
+    for problem in report.problems:
+        click.echo(problem.format(), err=True)
+    click.echo(
+        f"code: {report.blocks_run} blocks run in {report.programs} cards, {report.blocks_exempt} exempt, "
+        f"{report.outputs_checked} outputs checked, {len(report.problems)} failures"
+    )
+    if report.problems:
+        sys.exit(1)
+
+
+def _selected(path: Path, only: tuple[Path, ...]) -> bool:
+    if not only:
+        return True
+    resolved = path.resolve()
+    return any(resolved == o.resolve() or o.resolve() in resolved.parents for o in only)
 
 
 def _report_warnings(result: BuildResult) -> None:
