@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.changelog import updated_changelog
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error, warning
 from generator.ids import deck_id, note_guid
 from generator.ledger import (
@@ -35,6 +36,7 @@ from generator.render import render_card
 from generator.validate import check_unique_ids, validate_file
 
 MANIFEST_FILE = "manifest.json"
+CHANGELOG_FILE = "CHANGELOG.md"
 CHECKSUMS_FILE = "SHA256SUMS"
 ALL_TOPICS_FILE = "all-topics.apkg"
 CLOZE_NUMBER = re.compile(r"\{\{c(\d+)::")
@@ -61,9 +63,19 @@ class Difference:
 
 
 def compile_release(
-    content_dir: Path, previous: Manifest, now: int, *, strict: bool = False, allow_rename: bool = False
+    content_dir: Path,
+    previous: Manifest,
+    now: int,
+    *,
+    previous_changelog: str = "",
+    strict: bool = False,
+    allow_rename: bool = False,
 ) -> BuildResult:
-    """Build every file of a release in memory; raise BuildFailed listing all errors."""
+    """Build every file of a release in memory; raise BuildFailed listing all errors.
+
+    `previous` is the manifest of the last release (EMPTY for none); `now` is the
+    mod time given to changed cards; `previous_changelog` the text to extend.
+    """
     content, diagnostics = load_content(content_dir)
     cards = _validated_cards(content, diagnostics) if content else []
     rendered: list[RenderedCard] = []
@@ -136,6 +148,7 @@ def compile_release(
     )
     manifest = Manifest(version, tuple(deck_records), type_records, card_records)
     files[MANIFEST_FILE] = manifest_json(manifest).encode()
+    files[CHANGELOG_FILE] = updated_changelog(previous_changelog, previous, manifest, changes, now).encode()
     files[CHECKSUMS_FILE] = "".join(
         f"{hashlib.sha256(data).hexdigest()}  {name}\n"
         for name, data in sorted(files.items())
@@ -150,7 +163,14 @@ def build(
 ) -> BuildResult:
     """Build the release and write it to `dist_dir`, each file atomically."""
     previous = _previous_manifest(dist_dir)
-    result = compile_release(content_dir, previous, now, strict=strict, allow_rename=allow_rename)
+    result = compile_release(
+        content_dir,
+        previous,
+        now,
+        previous_changelog=_read_text(dist_dir / CHANGELOG_FILE),
+        strict=strict,
+        allow_rename=allow_rename,
+    )
     for name, data in sorted(result.files.items()):
         target = dist_dir / name
         if not target.is_file() or target.read_bytes() != data:
@@ -164,7 +184,9 @@ def build(
 def check(content_dir: Path, dist_dir: Path, now: int, *, strict: bool = False) -> tuple[BuildResult, list[Difference]]:
     """Rebuild in memory and list every file in `dist_dir` that differs from it."""
     previous = _previous_manifest(dist_dir)
-    result = compile_release(content_dir, previous, now, strict=strict)
+    result = compile_release(
+        content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), strict=strict
+    )
     differences = []
     for name, data in sorted(result.files.items()):
         target = dist_dir / name
@@ -176,6 +198,10 @@ def check(content_dir: Path, dist_dir: Path, now: int, *, strict: bool = False) 
         if stale.name not in result.files:
             differences.append(Difference(stale.name, "no longer built from any topic: run 'decks build'"))
     return result, differences
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 def _previous_manifest(dist_dir: Path) -> Manifest:

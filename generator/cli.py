@@ -86,6 +86,27 @@ def build_command(content_dir: Path, dist_dir: Path, strict: bool, allow_rename:
         )
 
 
+@main.command("changelog")
+@content_option
+@dist_option
+def changelog_command(content_dir: Path, dist_dir: Path) -> None:
+    """Print what the next build would record, or else the latest release's notes."""
+    from generator.build import CHANGELOG_FILE
+    from generator.changelog import latest_section, release_section
+
+    try:
+        result, _ = check(content_dir, dist_dir, build_time())
+    except BuildFailed as failure:
+        click.echo(str(failure), err=True)
+        sys.exit(1)
+    if result.changes.any and result.manifest.version != result.previous.version:
+        click.echo("Not yet built (run 'decks build'):\n")
+        click.echo(release_section(result.previous, result.manifest, result.changes, build_time()))
+        return
+    changelog = dist_dir / CHANGELOG_FILE
+    click.echo(latest_section(changelog.read_text(encoding="utf-8") if changelog.is_file() else ""))
+
+
 @main.command("check")
 @content_option
 @strict_option

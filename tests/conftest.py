@@ -127,3 +127,17 @@ def collection_factory(tmp_path: Path) -> Iterator[Callable[[], object]]:
     yield make
     for collection in opened:
         collection.close()
+
+
+CODE_REPORT = pytest.StashKey[object]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say how many card code blocks ran, were exempt, and had their output checked."""
+    report = config.stash.get(CODE_REPORT, None)
+    if report is not None:
+        terminalreporter.write_line(
+            f"card code: {report.blocks_run} blocks run in {report.programs} cards, "
+            f"{report.blocks_exempt} exempt, {report.outputs_checked} outputs checked, "
+            f"{len(report.problems)} failures"
+        )

@@ -1,0 +1,106 @@
+"""Every python block on the cards runs under Keras 3, and every stated output is what it prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.build import compile_release
+from generator.cli import main
+from generator.ledger import EMPTY
+from generator.runcode import extract_program, run_programs
+from tests.conftest import CODE_REPORT, WriteCard
+
+CONTENT = Path(__file__).resolve().parents[1] / "content"
+
+
+@pytest.fixture(scope="module")
+def programs():
+    release = compile_release(CONTENT, EMPTY, 0)
+    return [extract_program(r.card) for r in release.cards]
+
+
+def test_every_card_example_runs_and_prints_what_the_card_says(programs, request: pytest.FixtureRequest) -> None:
+    report = run_programs(programs, workers=2)
+    request.config.stash[CODE_REPORT] = report
+    assert report.blocks_run >= 100
+    assert report.outputs_checked >= 40
+    assert not report.problems, "\n".join(p.format() for p in report.problems)
+
+
+def test_exemptions_are_explicit_and_rare(programs) -> None:
+    blocks = [b for p in programs for b in p.blocks]
+    exempt = [b for b in blocks if b.no_run is not None]
+    assert all(b.no_run.strip() for b in exempt)
+    assert len(exempt) < 0.05 * len(blocks)
+
+
+def test_broken_code_and_wrong_output_are_reported(content: Path, write_card: WriteCard) -> None:
+    write_card(
+        "alpha",
+        "broken",
+        "id: alpha-broken\ntags: [code]\nsource: [s#1]",
+        """
+        # What does this print?
+
+        ```python
+        import keras
+        layer = keras.layers.Dense(3)
+        layer.build((None, 4))
+        print(layer.count_params())
+        ```
+
+        ```output
+        12
+        ```
+
+        ```python
+        print(undefined_name)
+        ```
+        """,
+    )
+    write_card(
+        "beta",
+        "exempt",
+        "id: beta-exempt\ntags: [code]\nsource: [s#2]",
+        "# Old API?\n\n```python no-run: TensorFlow 1 only\nsess = tf.Session()\n```\n",
+    )
+    result = CliRunner().invoke(main, ["check", "--content", str(content), "--run-code"])
+    assert result.exit_code == 1
+    card = content / "alpha" / "broken.md"
+    assert f"{card}:15:1: error: printed output differs from the card's output block" in result.stderr
+    assert "expected:\n    12\n  actual:\n    15" in result.stderr
+    assert f"{card}:20:1: error: code raised NameError: name 'undefined_name' is not defined" in result.stderr
+    assert "code: 2 blocks run in 1 cards, 1 exempt, 1 outputs checked, 2 failures" in result.stdout
+
+
+def test_card_code_has_no_network(content: Path, write_card: WriteCard) -> None:
+    write_card(
+        "alpha",
+        "net",
+        "id: alpha-net\ntags: [code]\nsource: [s#1]",
+        """
+        # Can card code download?
+
+        ```python
+        import keras
+        (x_train, y_train), _ = keras.datasets.mnist.load_data()
+        print(x_train.shape[1:], x_train.dtype)
+        import urllib.request
+        try:
+            urllib.request.urlopen("http://example.com", timeout=5)
+        except OSError as exc:
+            print("blocked")
+        ```
+
+        ```output
+        (28, 28) uint8
+        blocked
+        ```
+        """,
+    )
+    result = CliRunner().invoke(main, ["check", "--content", str(content), "--run-code"])
+    assert result.exit_code == 0, result.stderr
+    assert "1 outputs checked, 0 failures" in result.stdout
