@@ -153,5 +153,42 @@ def main(request_path: str) -> None:
     Path(request["result"]).write_text(json.dumps(results))
 
 
+def serve() -> None:
+    """Import the heavy libraries once, then fork a fresh child per card.
+
+    Protocol on stdin/stdout, one JSON object per line: a request
+    {"request": path, "cwd": dir} is answered by {"pid": n} when the child
+    starts and {"status": code} when it ends. The children write nothing to
+    the protocol stream: their fd 1 goes to stderr.
+    """
+    import os
+
+    import keras  # noqa: F401 (imported once here, so each card's fork starts warm)
+    import numpy  # noqa: F401
+
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        task = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                os.chdir(task["cwd"])
+                main(task["request"])
+            except BaseException:  # noqa: BLE001 (the parent reads the result file, not the exception)
+                traceback.print_exc()
+                status = 1
+            finally:
+                sys.stdout.flush()
+                os._exit(status)
+        protocol.write(json.dumps({"pid": pid}) + "\n")
+        _, status = os.waitpid(pid, 0)
+        protocol.write(json.dumps({"status": status}) + "\n")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--serve":
+        serve()
+    else:
+        main(sys.argv[1])

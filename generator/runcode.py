@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +97,27 @@ def extract_program(card: Card) -> Program:
 def run_programs(programs: list[Program], *, workers: int = 2, timeout: int = DEFAULT_TIMEOUT) -> RunReport:
     """Run every program (in parallel processes) and report failures and output mismatches."""
     to_run = [p for p in programs if p.runnable]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(lambda p: _run_one(p, timeout), to_run))
+    with tempfile.TemporaryDirectory(prefix="card-code-") as scratch:
+        keras_home = Path(scratch) / "keras-home"
+        warm = queue.Queue[_WarmInterpreter]()
+        for _ in range(max(1, workers)):
+            warm.put(_WarmInterpreter(_environment("jax", keras_home), Path(scratch)))
+
+        def run(program: Program) -> list[Diagnostic]:
+            if program.backend != "jax":  # TensorFlow is not fork-safe once imported: start it cold
+                return _run_one(program, timeout, lambda request, work: _run_cold(program, request, work, timeout))
+            interpreter = warm.get()
+            try:
+                return _run_one(program, timeout, lambda request, work: interpreter.run(request, work, timeout))
+            finally:
+                warm.put(interpreter)
+
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                results = list(pool.map(run, to_run))
+        finally:
+            while not warm.empty():
+                warm.get().close()
     problems = tuple(d for found in results for d in found)
     blocks = [b for p in programs for b in p.blocks]
     return RunReport(
@@ -106,9 +129,13 @@ def run_programs(programs: list[Program], *, workers: int = 2, timeout: int = DE
     )
 
 
-def _run_one(program: Program, timeout: int) -> list[Diagnostic]:
+# How a program is started: (request file, working dir) -> (finished in time, last stderr line).
+Launcher = Callable[[Path, Path], tuple[bool, str]]
+
+
+def _run_one(program: Program, timeout: int, launch: Launcher) -> list[Diagnostic]:
     blocks = program.runnable
-    with tempfile.TemporaryDirectory(prefix="card-code-") as work:
+    with tempfile.TemporaryDirectory(prefix="card-") as work:
         request = Path(work) / "request.json"
         result_file = Path(work) / "result.json"
         request.write_text(
@@ -120,34 +147,100 @@ def _run_one(program: Program, timeout: int) -> list[Diagnostic]:
                 }
             )
         )
-        env = {
-            **os.environ,
-            "KERAS_BACKEND": program.backend,
-            "KERAS_HOME": str(Path(work) / "keras-home"),
-            "PYTHONHASHSEED": "0",
-            "JAX_PLATFORMS": "cpu",
-            "CUDA_VISIBLE_DEVICES": "",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "MPLBACKEND": "Agg",
-            "OMP_NUM_THREADS": "1",
-        }
-        try:
-            completed = subprocess.run(
-                [sys.executable, str(PRELUDE), str(request)],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+        finished, last_error = launch(request, Path(work))
+        if not finished:
             return [error(blocks[0].location, f"card code did not finish within {timeout} s", "use less data/epochs")]
         if not result_file.is_file():
-            last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-            return [error(blocks[0].location, f"card code crashed: {last}")]
+            return [error(blocks[0].location, f"card code crashed: {last_error or 'no output'}")]
         results = json.loads(result_file.read_text())
     return _compare(blocks, results)
+
+
+def _environment(backend: str, keras_home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "KERAS_HOME": str(keras_home),
+        "PYTHONHASHSEED": "0",
+        "JAX_PLATFORMS": "cpu",
+        "CUDA_VISIBLE_DEVICES": "",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def _run_cold(program: Program, request: Path, work: Path, timeout: int) -> tuple[bool, str]:
+    """Start a new interpreter for the program."""
+    try:
+        completed = subprocess.run(
+            [sys.executable, str(PRELUDE), str(request)],
+            cwd=work,
+            env=_environment(program.backend, work / "keras-home"),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False, ""
+    return True, (completed.stderr.strip().splitlines() or [""])[-1]
+
+
+class _WarmInterpreter:
+    """An interpreter that has imported Keras (JAX) once and forks a fresh child per card.
+
+    Importing Keras and JAX costs about two CPU-seconds; paying it once per
+    worker instead of once per card keeps the test run short. The child is a
+    new process: nothing from one card's run is visible in the next.
+    """
+
+    def __init__(self, env: dict[str, str], scratch: Path) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix="warm-", suffix=".log", dir=scratch, delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, str(PRELUDE), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
+
+    def run(self, request: Path, work: Path, timeout: int) -> tuple[bool, str]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"request": str(request), "cwd": str(work)}) + "\n")
+        self.process.stdin.flush()
+        pid = json.loads(self._read_line(timeout=120) or "{}").get("pid")
+        if pid is None:
+            return True, self._last_log_line()
+        reply = self._read_line(timeout)
+        if reply is None:
+            os.kill(pid, signal.SIGKILL)
+            self._read_line(timeout=60)
+            return False, ""
+        return True, self._last_log_line()
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        if self.process.stdout:
+            self.process.stdout.close()
+        self.log.close()
+
+    def _read_line(self, timeout: float) -> str | None:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        return self.process.stdout.readline() if ready else None
+
+    def _last_log_line(self) -> str:
+        self.log.flush()
+        lines = Path(self.log.name).read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
 
 
 def _compare(blocks: tuple[CodeBlock, ...], results: list[dict[str, str | None]]) -> list[Diagnostic]:
