@@ -1,0 +1,37 @@
+"""Reading the content tree: topics, umbrella name, encodings and newlines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from generator.load import load_content
+
+
+def test_topics_are_ordered_and_files_sorted(content: Path) -> None:
+    (content / "beta" / "b.md").write_text("x")
+    (content / "beta" / "a.md").write_bytes(b"\xef\xbb\xbfline\r\nnext\rlast")
+    loaded, problems = load_content(content)
+    assert problems == []
+    assert [t.key for t in loaded.deckset.topics] == ["alpha", "beta"]
+    assert loaded.deckset.deck_name(loaded.deckset.topics[0]) == "Test Decks::Alpha Topic"
+    assert [f.path.name for f in loaded.files] == ["a.md", "b.md"]
+    assert loaded.files[0].text == "line\nnext\nlast"
+
+
+def test_bad_topic_files_are_reported(content: Path) -> None:
+    (content / "alpha" / "topic.yaml").write_text("name: A\ndescription: d\norder: first\ncolour: red\n")
+    (content / "Bad Folder").mkdir()
+    (content / "beta" / "x.md").write_bytes(b"\xff\xfe")
+    _loaded, problems = load_content(content)
+    assert sorted(p.message for p in problems) == [
+        "not valid UTF-8 (invalid start byte)",
+        "order must be a whole number, not 'first'",
+        "topic folder name 'Bad Folder' is not allowed",
+        "unknown key 'colour'",
+    ]
+
+
+def test_missing_deckset(tmp_path: Path) -> None:
+    loaded, problems = load_content(tmp_path)
+    assert loaded is None
+    assert problems[0].message == "missing deckset.yaml"

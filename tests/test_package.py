@@ -1,0 +1,55 @@
+"""The .apkg writer: pinned mods and ids, sorted media, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from generator.model import MediaFile
+from generator.notetype import note_types
+from generator.package import PackagedDeck, PackagedNote, package_bytes, write_atomic
+
+
+def build(media: list[MediaFile]) -> bytes:
+    note = PackagedNote("guid1", "basic", ("F", "B", "id"), ("t",), mod=1234, note_id=5_000, due=3)
+    deck = PackagedDeck(77, "U::D", "desc", (note,))
+    return package_bytes([deck], {"basic": (note_types()["basic"], 999)}, media)
+
+
+def test_notes_cards_and_models_carry_the_given_times(tmp_path: Path) -> None:
+    with zipfile.ZipFile(io.BytesIO(build([]))) as archive:
+        (tmp_path / "c.db").write_bytes(archive.read("collection.anki2"))
+    db = sqlite3.connect(tmp_path / "c.db")
+    assert db.execute("select id, guid, mod from notes").fetchall() == [(5000, "guid1", 1234)]
+    assert db.execute("select id, nid, did, mod, due from cards").fetchall() == [(5001, 5000, 77, 1234, 3)]
+    import json
+
+    models = json.loads(db.execute("select models from col").fetchone()[0])
+    assert models[str(note_types()["basic"].model_id)]["mod"] == 999
+    db.close()
+
+
+def test_media_are_deduplicated_and_sorted() -> None:
+    media = [MediaFile("b.png", Path("b.png"), b"2"), MediaFile("a.png", Path("a.png"), b"1")] * 2
+    with zipfile.ZipFile(io.BytesIO(build(media))) as archive:
+        assert archive.namelist() == ["collection.anki2", "media", "0", "1"]
+        assert archive.read("media") == b'{"0": "a.png", "1": "b.png"}'
+        assert archive.read("1") == b"2"
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "deck.apkg"
+    target.write_bytes(b"old")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["deck.apkg"]

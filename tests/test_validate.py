@@ -1,0 +1,76 @@
+"""The card schema: required keys, strict types, body layout, fences and cloze rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.parse import parse_card_file
+from generator.validate import check_unique_ids, validate_file
+
+PATH = Path("alpha/card.md")
+
+
+def validate(text: str):
+    parsed, problems = parse_card_file(PATH, text)
+    assert parsed is not None and problems == []
+    return validate_file(parsed, "alpha")
+
+
+def messages(text: str) -> list[str]:
+    card, problems = validate(text)
+    assert card is None
+    return [p.message for p in problems]
+
+
+def test_basic_card_fields() -> None:
+    card, problems = validate("---\nid: alpha-x\ntags: [b, a, a]\nsource: [s#1]\n---\n# Q *x*?\n\nAnswer.\n")
+    assert problems == []
+    assert (card.id, card.type, card.tags, card.sources) == ("alpha-x", "basic", ("a", "b"), ("s#1",))
+    assert (card.front, card.back, card.front_line, card.back_line, card.id_line) == ("Q *x*?", "Answer.", 6, 8, 2)
+
+
+def test_front_continues_up_to_percent_line() -> None:
+    card, _ = validate("---\nid: a\ntags: []\n---\n# What prints?\n\n```python\nprint(1)\n```\n%\n1\n")
+    assert card.front == "What prints?\n\n```python\nprint(1)\n```"
+    assert (card.back, card.back_line) == ("1", 11)
+
+
+def test_cloze_text_and_extra() -> None:
+    card, _ = validate("---\nid: a\ntags: []\ntype: cloze\n---\n# Title\n\nX is {{c1::y}}.\n%\nMore.\n")
+    assert (card.front, card.back) == ("Title\n\nX is {{c1::y}}.", "More.")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("---\nid: Alpha_X\ntags: []\n---\n# Q\n\nA\n", "invalid id 'Alpha_X'"),
+        ("---\nid: a\ntags: x\n---\n# Q\n\nA\n", "'tags' must be a list"),
+        ("---\nid: a\ntags: [Big Tag]\n---\n# Q\n\nA\n", "invalid tags entry 'Big Tag'"),
+        ("---\nid: a\ntags: [leech]\n---\n# Q\n\nA\n", "tag 'leech' is reserved by Anki"),
+        ("---\nid: a\ntags: []\nsource: [nohash]\n---\n# Q\n\nA\n", "invalid source entry 'nohash'"),
+        ("---\nid: a\ntags: []\n---\n# Q\n\nSee {{c1::x}}\n", "cloze deletion in a card that is not a cloze card"),
+        ("---\nid: a\ntags: []\n---\n# Q\n\n```\nx\n```\n", "code block has no language"),
+        ("---\nid: a\ntags: []\n---\n# Q\n\n```python run\nx\n```\n", "unexpected text after the language: 'run'"),
+        (
+            "---\nid: a\ntags: []\ntype: cloze\n---\n# T\n\n```python\n{{c1::x}}\n```\n",
+            "cloze deletions inside code blocks are not supported",
+        ),
+        ("---\nid: a\n---\n# Q\n\nA\n", "missing 'tags' in front matter"),
+    ],
+)
+def test_schema_errors(text: str, expected: str) -> None:
+    assert expected in messages(text)
+
+
+def test_all_problems_of_a_card_are_reported_together() -> None:
+    found = messages("---\nid: BAD\ntags: x\ntype: nope\nfoo: 1\n---\nno heading\n")
+    assert len(found) == 5
+
+
+def test_duplicate_ids_across_cards() -> None:
+    one, _ = validate("---\nid: a\ntags: []\n---\n# Q\n\nA\n")
+    two, _ = validate("---\ntags: []\nid: a\n---\n# Q2\n\nA\n")
+    problems = check_unique_ids([one, two])
+    assert [(p.message.split(" (")[0], p.location.line) for p in problems] == [("duplicate id 'a'", 3)]
