@@ -26,7 +26,7 @@ from generator.model import Card, MediaFile, RenderedCard
 from generator.scan import Math, Prose, parse_fence_info, scan
 
 CODE_CSS_CLASS = "highlight"
-CLOZE_BRACES = re.compile(r"\}\}")
+CLOZE_OPEN = re.compile(r"\{\{c\d+::")
 EXTERNAL_SRC = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
@@ -65,15 +65,51 @@ def render_markdown(
 def render_math(tex: str, display: bool, *, cloze: bool) -> str:
     """Wrap TeX in MathJax delimiters, escaped for HTML.
 
-    In a cloze note, Anki ends a deletion at the first `}}`, so `}}` inside math
-    becomes `} }`, which TeX reads the same way.
+    In a cloze note, Anki ends a deletion at the first `}}` and splits a hint
+    at `::`, so outside the deletion markers these become `} }` and `: :`, which
+    TeX reads the same way. Deletions inside math keep their markers.
     """
     if cloze:
-        while "}}" in tex:
-            tex = CLOZE_BRACES.sub("} }", tex)
-        tex = tex.replace("::", ": :")
+        tex = _protect_cloze_syntax(tex)
     opener, closer = ("\\[", "\\]") if display else ("\\(", "\\)")
     return f"{opener}{html.escape(tex, quote=False)}{closer}"
+
+
+def _protect_cloze_syntax(tex: str) -> str:
+    pieces: list[str] = []  # alternating TeX and cloze markers
+    plain: list[str] = []
+    open_depths: list[int] = []  # TeX brace depth at each open deletion
+    depth = 0
+    i = 0
+
+    def flush(next_marker: str) -> None:
+        text = "".join(plain)
+        while "}}" in text:
+            text = text.replace("}}", "} }")
+        text = text.replace("::", ": :")
+        if next_marker == "}}" and text.endswith("}"):
+            text += " "  # `x^{2}` + `}}` would read as `x^{2` + `}}` + `}`
+        pieces.append(text)
+        plain.clear()
+
+    while i < len(tex):
+        opening = CLOZE_OPEN.match(tex, i)
+        if opening:
+            flush(opening.group())
+            pieces.append(opening.group())
+            open_depths.append(depth)
+            i = opening.end()
+        elif tex.startswith("}}", i) and open_depths and depth == open_depths[-1]:
+            flush("}}")
+            pieces.append("}}")
+            open_depths.pop()
+            i += 2
+        else:
+            depth += {"{": 1, "}": -1}.get(tex[i], 0)
+            plain.append(tex[i])
+            i += 1
+    flush("")
+    return "".join(pieces)
 
 
 def render_code(info: str, code: str) -> tuple[str, str | None]:

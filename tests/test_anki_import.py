@@ -128,3 +128,31 @@ def test_unchanged_rebuild_keeps_users_local_edits(content: Path, tmp_path: Path
     log = import_package(collection, dist / "alpha.apkg")
     assert (log.new, log.updated) == (0, 0)
     assert collection.get_note(note_id)["Back"] == "my own notes"
+
+
+def test_committed_release_imports_cleanly(collection_factory) -> None:
+    """The real decks in dist/: every package imports with the manifest's counts and renders."""
+    import json
+
+    dist = Path(__file__).resolve().parents[1] / "dist"
+    manifest = json.loads((dist / "manifest.json").read_text())
+    for deck in manifest["decks"]:
+        collection = collection_factory()
+        log = import_package(collection, dist / deck["file"])
+        assert (log.new, log.conflicting) == (deck["notes"], 0)
+        assert (collection.note_count(), collection.card_count()) == (deck["notes"], deck["cards"])
+        assert {deck_name for deck_name, _, _ in rendered(collection)} == {deck["name"]}
+
+    collection = collection_factory()
+    log = import_package(collection, dist / "all-topics.apkg")
+    assert log.new == len(manifest["cards"])
+    cards = rendered(collection)
+    assert len(cards) == sum(d["cards"] for d in manifest["decks"])
+    for _deck, question, answer in cards:
+        assert "has a problem" not in question + answer
+        assert "$$" not in question + answer  # all math reached MathJax as \( \) or \[ \]
+    html = "\n".join(q + a for _, q, a in cards)
+    assert html.count('<div class="highlight language-python">') >= 150
+    assert html.count("\\(") >= 300
+    check = collection.media.check()
+    assert (list(check.missing), list(check.unused)) == ([], [])

@@ -65,3 +65,13 @@ def test_images_get_content_hashed_names(tmp_path: Path) -> None:
     html, media, _ = render_markdown("![p](Plot.PNG)", tmp_path / "card.md", 1)
     assert media[0].name == "Plot-fe05bcdcdc4928012781a5f1a2a77cbb5398e106.png"[: len("Plot-") + 12] + ".png"
     assert f'src="{media[0].name}"' in html
+
+
+def test_cloze_deletions_inside_math_keep_their_markers() -> None:
+    assert render_math(r"J = L + {{c1::\lambda \sum_i |w_i|}}", False, cloze=True) == (
+        r"\(J = L + {{c1::\lambda \sum_i |w_i|}}\)"
+    )
+    # A deletion ending in a TeX group gets a space, so Anki does not end it one brace early.
+    assert render_math(r"{{c1::x^{2}}} + {{c2::\frac{a}{b}}}", True, cloze=True) == (
+        r"\[{{c1::x^{2} }} + {{c2::\frac{a}{b} }}\]"
+    )

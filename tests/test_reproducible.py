@@ -26,7 +26,14 @@ def test_rebuild_without_changes_is_byte_identical(content: Path, tmp_path: Path
         os.utime(path, (T0 + 99_999, T0 + 99_999))  # touching files changes nothing
     build(content, dist, T0 + 86_400)  # nor does a later clock
     assert read_all(dist) == first
-    assert sorted(first) == ["SHA256SUMS", "all-topics.apkg", "alpha.apkg", "beta.apkg", "manifest.json"]
+    assert sorted(first) == [
+        "CHANGELOG.md",
+        "SHA256SUMS",
+        "all-topics.apkg",
+        "alpha.apkg",
+        "beta.apkg",
+        "manifest.json",
+    ]
 
 
 def test_fresh_builds_in_two_places_are_identical(content: Path, tmp_path: Path) -> None:
@@ -71,4 +78,4 @@ def test_check_reports_the_deck_that_is_out_of_date(content: Path, write_card: W
     assert differences["beta.apkg"] == "cards changed: beta-epoch; release 1.0.0 becomes 1.0.1"
     # Every deck names the release in its description.
     assert differences["alpha.apkg"] == "release 1.0.0 becomes 1.0.1"
-    assert {"all-topics.apkg", "manifest.json", "SHA256SUMS"} <= differences.keys()
+    assert {"all-topics.apkg", "manifest.json", "SHA256SUMS", "CHANGELOG.md"} <= differences.keys()
