@@ -79,7 +79,9 @@ def build_command(content_dir: Path, dist_dir: Path, strict: bool, allow_rename:
         f"into {dist_dir}, release {result.manifest.version}"
     )
     changes = result.changes
-    if changes.any:
+    if not result.previous.cards:
+        click.echo("first release")
+    elif changes.any:
         click.echo(
             f"since {result.previous.version}: {len(changes.added)} added, {len(changes.changed)} changed, "
             f"{len(changes.removed)} removed, {len(changes.moved)} moved"

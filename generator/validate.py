@@ -223,6 +223,14 @@ def _check_markup(card: Card) -> list[Diagnostic]:
             )
         elif max(numbers) > MAX_CLOZE or min(numbers) < 1:
             problems.append(error(Location(card.path, card.front_line, 1), f"cloze numbers must be c1..c{MAX_CLOZE}"))
+        if CLOZE.search(card.back):
+            problems.append(
+                error(
+                    Location(card.path, card.back_line, 1),
+                    "cloze deletion after the '%' line, where Anki shows it as plain text",
+                    "move the deletion above the '%' line",
+                )
+            )
     elif CLOZE.search(card.front + card.back):
         problems.append(
             error(

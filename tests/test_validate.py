@@ -58,6 +58,10 @@ def test_cloze_text_and_extra() -> None:
             "cloze deletions inside code blocks are not supported",
         ),
         ("---\nid: a\n---\n# Q\n\nA\n", "missing 'tags' in front matter"),
+        (
+            "---\nid: a\ntags: []\ntype: cloze\n---\n# T\n\n{{c1::x}}\n%\n{{c2::y}}\n",
+            "cloze deletion after the '%' line, where Anki shows it as plain text",
+        ),
     ],
 )
 def test_schema_errors(text: str, expected: str) -> None:
