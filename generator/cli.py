@@ -88,6 +88,23 @@ def build_command(content_dir: Path, dist_dir: Path, strict: bool, allow_rename:
         )
 
 
+@main.command("new")
+@content_option
+@click.argument("topic")
+@click.argument("slug")
+@click.option("--type", "card_type", type=click.Choice(["basic", "reversed", "cloze"]), default="basic")
+@click.option("--question", default="Your question?", help="The question (front) to start with.")
+def new_command(content_dir: Path, topic: str, slug: str, card_type: str, question: str) -> None:
+    """Create content/TOPIC/SLUG.md with the id TOPIC-SLUG, ready to edit."""
+    from generator.scaffold import ScaffoldError, new_card
+
+    try:
+        path = new_card(content_dir, topic, slug, card_type, question)  # type: ignore[arg-type]
+    except ScaffoldError as problem:
+        raise click.ClickException(str(problem)) from problem
+    click.echo(f"created {path}")
+
+
 @main.command("changelog")
 @content_option
 @dist_option

@@ -1,0 +1,39 @@
+"""`decks new` writes a valid card skeleton and never overwrites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.build import compile_release
+from generator.cli import main
+from generator.ledger import EMPTY
+
+
+@pytest.mark.parametrize("card_type", ["basic", "reversed", "cloze"])
+def test_new_card_is_valid(content: Path, runner: CliRunner, card_type: str) -> None:
+    result = runner.invoke(main, ["new", "--content", str(content), "--type", card_type, "alpha", "my-card"])
+    assert result.exit_code == 0, result.output
+    path = content / "alpha" / "my-card.md"
+    assert result.stdout.strip() == f"created {path}"
+    (card,) = compile_release(content, EMPTY, 0).cards
+    assert (card.card.id, card.card.type) == ("alpha-my-card", card_type)
+
+
+def test_new_refuses_to_overwrite_or_reuse_an_id(content: Path, runner: CliRunner) -> None:
+    args = ["new", "--content", str(content), "alpha", "x"]
+    assert runner.invoke(main, args).exit_code == 0
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+    (content / "beta" / "moved.md").write_text((content / "alpha" / "x.md").read_text())
+    (content / "alpha" / "x.md").unlink()
+    reuse = runner.invoke(main, args)
+    assert reuse.exit_code == 1 and "is already used by" in reuse.stderr
+
+
+def test_new_rejects_unknown_topic_and_bad_slug(content: Path, runner: CliRunner) -> None:
+    assert "not a topic folder" in runner.invoke(main, ["new", "--content", str(content), "nope", "x"]).stderr
+    assert "invalid id" in runner.invoke(main, ["new", "--content", str(content), "alpha", "Bad_Slug"]).stderr
