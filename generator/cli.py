@@ -113,14 +113,15 @@ def changelog_command(content_dir: Path, dist_dir: Path) -> None:
     from generator.build import CHANGELOG_FILE
     from generator.changelog import latest_section, release_section
 
+    now = build_time()
     try:
-        result, _ = check(content_dir, dist_dir, build_time())
+        result, _ = check(content_dir, dist_dir, now)
     except BuildFailed as failure:
         click.echo(str(failure), err=True)
         sys.exit(1)
     if result.changes.any and result.manifest.version != result.previous.version:
         click.echo("Not yet built (run 'decks build'):\n")
-        click.echo(release_section(result.previous, result.manifest, result.changes, build_time()))
+        click.echo(release_section(result.previous, result.manifest, result.changes, now))
         return
     changelog = dist_dir / CHANGELOG_FILE
     click.echo(latest_section(changelog.read_text(encoding="utf-8") if changelog.is_file() else ""))

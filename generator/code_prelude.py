@@ -9,6 +9,8 @@ placeholders. Nothing else is changed: the blocks run exactly as shown.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import io
 import json
 import random
@@ -72,9 +74,6 @@ def _fake_datasets(keras: object, np: object) -> None:
 
 
 def _random_pretrained_weights(keras: object) -> None:
-    import functools
-    import inspect
-
     def without_download(builder):
         @functools.wraps(builder)
         def build(*args: object, **kwargs: object):
@@ -106,8 +105,6 @@ def _random_pretrained_weights(keras: object) -> None:
 
 
 def _takes_weights(function: object) -> bool:
-    import inspect
-
     try:
         return "weights" in inspect.signature(function).parameters
     except (TypeError, ValueError):

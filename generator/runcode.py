@@ -22,10 +22,16 @@ from pathlib import Path
 
 from generator.diagnostics import Diagnostic, Location, error
 from generator.model import Card
-from generator.scan import Fence, Prose, parse_fence_info, scan
+from generator.scan import (
+    OUTPUT_LANGUAGE,
+    RUNNABLE_LANGUAGE,
+    Fence,
+    fence_language,
+    parse_fence_info,
+    scan,
+    without_blank_prose,
+)
 
-RUNNABLE = "python"
-OUTPUT = "output"
 DEFAULT_TIMEOUT = 240
 PRELUDE = Path(__file__).with_name("code_prelude.py")
 
@@ -76,20 +82,16 @@ def extract_program(card: Card) -> Program:
     blocks: list[CodeBlock] = []
     for text, line in ((card.front, card.front_line), (card.back, card.back_line)):
         segments, _ = scan(text, card.path, line)
-        significant = [s for s in segments if not (isinstance(s, Prose) and not s.text.strip())]
+        significant = without_blank_prose(segments)
         for index, segment in enumerate(significant):
-            if not isinstance(segment, Fence):
+            if not isinstance(segment, Fence) or fence_language(segment) != RUNNABLE_LANGUAGE:
                 continue
             info, _ = parse_fence_info(segment.info)
-            if info is None or info.language != RUNNABLE:
-                continue
             following = significant[index + 1] if index + 1 < len(significant) else None
             expected = None
             output_location = None
-            if isinstance(following, Fence):
-                following_info, _ = parse_fence_info(following.info)
-                if following_info is not None and following_info.language == OUTPUT:
-                    expected, output_location = following.code, following.location
+            if isinstance(following, Fence) and fence_language(following) == OUTPUT_LANGUAGE:
+                expected, output_location = following.code, following.location
             blocks.append(CodeBlock(segment.code, segment.location, expected, output_location, info.no_run))
     return Program(card.id, card.path, tuple(blocks))
 
@@ -100,7 +102,7 @@ def run_programs(programs: list[Program], *, workers: int = 2, timeout: int = DE
     with tempfile.TemporaryDirectory(prefix="card-code-") as scratch:
         keras_home = Path(scratch) / "keras-home"
         warm = queue.Queue[_WarmInterpreter]()
-        for _ in range(max(1, workers)):
+        for _ in range(min(max(1, workers), sum(p.backend == "jax" for p in to_run))):
             warm.put(_WarmInterpreter(_environment("jax", keras_home), Path(scratch)))
 
         def run(program: Program) -> list[Diagnostic]:

@@ -15,6 +15,8 @@ from generator.diagnostics import Diagnostic, Location, error
 
 FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 NO_RUN = re.compile(r"^no-run:\s*(?P<reason>\S.*)$")
+RUNNABLE_LANGUAGE = "python"  # blocks the test suite executes
+OUTPUT_LANGUAGE = "output"  # the expected stdout of the python block before it
 DOLLAR_HINT = r"write \$ for a literal dollar sign"
 
 
@@ -69,6 +71,19 @@ def parse_fence_info(info: str) -> tuple[FenceInfo | None, str | None]:
     return FenceInfo(language, match.group("reason").strip()), None
 
 
+def fence_language(segment: Segment | None) -> str | None:
+    """The language of a fenced block (None for prose, math or a malformed fence)."""
+    if not isinstance(segment, Fence):
+        return None
+    info, _ = parse_fence_info(segment.info)
+    return info.language if info else None
+
+
+def without_blank_prose(segments: tuple[Segment, ...]) -> list[Segment]:
+    """Drop whitespace-only prose, so "the block right after a code block" is the next item."""
+    return [s for s in segments if not (isinstance(s, Prose) and not s.text.strip())]
+
+
 def scan(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], list[Diagnostic]]:
     """Cut `text` into segments; `first_line` is the file line `text` starts on."""
     lines = text.split("\n")
@@ -77,7 +92,7 @@ def scan(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], l
     prose: list[str] = []
     prose_start = 0
 
-    def flush_prose(end: int) -> None:
+    def flush_prose() -> None:
         if prose:
             found, problems = _scan_prose("\n".join(prose), path, first_line + prose_start)
             segments.extend(found)
@@ -93,7 +108,7 @@ def scan(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], l
             prose.append(lines[index])
             index += 1
             continue
-        flush_prose(index)
+        flush_prose()
         fence = match["fence"]
         closing = _find_fence_close(lines, index + 1, fence)
         location = Location(path, first_line + index, len(match["indent"]) + 1)
@@ -105,7 +120,7 @@ def scan(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], l
         code = "\n".join(_dedent(line, match["indent"]) for line in lines[index + 1 : closing])
         segments.append(Fence(match["info"], code, match["indent"], location))
         index = closing + 1
-    flush_prose(len(lines))
+    flush_prose()
     return tuple(segments), diagnostics
 
 

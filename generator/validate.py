@@ -12,7 +12,15 @@ from pygments.util import ClassNotFound
 from generator.diagnostics import Diagnostic, Location, error
 from generator.model import CARD_TYPES, Card, CardType
 from generator.parse import Entry, ParsedFile
-from generator.scan import Fence, parse_fence_info, scan
+from generator.scan import (
+    OUTPUT_LANGUAGE,
+    RUNNABLE_LANGUAGE,
+    Fence,
+    fence_language,
+    parse_fence_info,
+    scan,
+    without_blank_prose,
+)
 
 CARD_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")
@@ -208,9 +216,20 @@ def _check_markup(card: Card) -> list[Diagnostic]:
     for text, line in ((card.front, card.front_line), (card.back, card.back_line)):
         segments, found = scan(text, card.path, line)
         problems.extend(found)
-        for segment in segments:
-            if isinstance(segment, Fence):
-                problems.extend(_check_fence(segment, card.type))
+        significant = without_blank_prose(segments)
+        for index, segment in enumerate(significant):
+            if not isinstance(segment, Fence):
+                continue
+            problems.extend(_check_fence(segment, card.type))
+            before = significant[index - 1] if index else None
+            if fence_language(segment) == OUTPUT_LANGUAGE and fence_language(before) != RUNNABLE_LANGUAGE:
+                problems.append(
+                    error(
+                        segment.location,
+                        "output block does not directly follow a python block, so it would never be checked",
+                        "put the ```output block right after the ```python block whose output it shows",
+                    )
+                )
     if card.type == "cloze":
         numbers = [int(n) for n in CLOZE.findall(card.front)]
         if not numbers:

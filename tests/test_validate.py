@@ -59,6 +59,10 @@ def test_cloze_text_and_extra() -> None:
         ),
         ("---\nid: a\n---\n# Q\n\nA\n", "missing 'tags' in front matter"),
         (
+            "---\nid: a\ntags: []\n---\n# Q\n\n```python\nprint(1)\n```\n\nIt prints:\n\n```output\n1\n```\n",
+            "output block does not directly follow a python block, so it would never be checked",
+        ),
+        (
             "---\nid: a\ntags: []\ntype: cloze\n---\n# T\n\n{{c1::x}}\n%\n{{c2::y}}\n",
             "cloze deletion after the '%' line, where Anki shows it as plain text",
         ),
@@ -78,3 +82,8 @@ def test_duplicate_ids_across_cards() -> None:
     two, _ = validate("---\ntags: []\nid: a\n---\n# Q2\n\nA\n")
     problems = check_unique_ids([one, two])
     assert [(p.message.split(" (")[0], p.location.line) for p in problems] == [("duplicate id 'a'", 3)]
+
+
+def test_output_block_right_after_python_block_is_accepted() -> None:
+    card, problems = validate("---\nid: a\ntags: []\n---\n# Q\n\n```python\nprint(1)\n```\n\n```output\n1\n```\n")
+    assert problems == [] and card is not None
