@@ -24,7 +24,9 @@ from generator.scan import (
 
 CARD_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")
-SOURCE = re.compile(r"^[\w.-]+#[\w-]+$")
+# A seed item ('<seed file>#<item>'), or the card's own topic key for material
+# beyond the seeds (written from expertise and the official documentation).
+SOURCE = re.compile(r"^([\w.-]+#[\w-]+|[a-z0-9]+(-[a-z0-9]+)*)$")
 CLOZE = re.compile(r"\{\{c(\d+)::")
 FRONT_END = "%"
 KNOWN_KEYS = ("id", "tags", "source", "type")
@@ -57,7 +59,16 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
     for tag in tags:
         if tag in FORBIDDEN_TAGS:
             problems.append(error(meta["tags"].location, f"tag '{tag}' is reserved by Anki", "use another tag"))
-    sources = _check_list(meta.get("source"), "source", SOURCE, "'<seed file>#<item>'", problems)
+    sources = _check_list(meta.get("source"), "source", SOURCE, "'<seed file>#<item>' or the topic key", problems)
+    for source in sources:
+        if SOURCE.match(source) and "#" not in source and source != topic:
+            problems.append(
+                error(
+                    meta["source"].location,
+                    f"source '{source}' is neither a seed item nor this card's topic '{topic}'",
+                    f"write '<seed file>#<item>', or '{topic}' for material beyond the seeds",
+                )
+            )
     card_type = _check_type(meta.get("type"), problems)
 
     split = _split_body(parsed, card_type or "basic", problems)
