@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator.diagnostics import Diagnostic, Location, error
+from generator.diagnostics import Diagnostic, Location, display_path, error
 from generator.model import DeckSet, Topic
 from generator.parse import Entry, read_yaml_mapping
 
@@ -16,6 +17,15 @@ TOPIC_FILE = "topic.yaml"
 TOPIC_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TOPIC_KEYS = ("name", "description", "order")
 RESERVED_TOPIC_KEYS = ("all-topics",)  # file name of the package with every topic
+ROOT_DOCUMENTS = ("README.md",)  # the card guide, not a card
+CARD_SUFFIX = ".md"
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
+ORDER = re.compile(r"^[0-9]{1,6}$")
+# Limits that keep every later stage fast and shallow; a card is far below them.
+MAX_FILE_BYTES = 200_000
+MAX_LINES = 2_000
+MAX_NAME_LENGTH = 100
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +46,31 @@ class Content:
 
 
 def load_content(root: Path) -> tuple[Content | None, list[Diagnostic]]:
-    """Read `root`: deckset.yaml, every `<topic>/topic.yaml` and `<topic>/*.md`, in sorted order."""
+    """Read `root`: deckset.yaml, every `<topic>/topic.yaml` and `<topic>/*.md`, in sorted order.
+
+    Every file read must lie inside `root` after following symlinks: a symlink
+    must never carry a file from elsewhere into a deck.
+    """
     root = root.resolve()
     if not root.is_dir():
         return None, [error(Location(root), "content folder not found", "pass --content with the folder of topics")]
     diagnostics: list[Diagnostic] = []
-    name = _read_deckset_name(root / DECKSET_FILE, diagnostics)
+    name = _read_deckset_name(root, diagnostics)
     topics: list[Topic] = []
     files: list[SourceFile] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        topic = _read_topic(folder, diagnostics)
-        if topic is None:
-            continue
-        topics.append(topic)
-        for path in sorted(folder.glob("*.md")):
-            text = _read_text(path, diagnostics)
-            if text is not None:
-                files.append(SourceFile(path, topic.key, text))
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith((".", "_")):
+            continue  # hidden folders, editor files and notes of the maintainers
+        kind = _entry_kind(entry, root, diagnostics)
+        if kind == "dir":
+            topic = _read_topic(entry, root, diagnostics)
+            if topic is not None:
+                topics.append(topic)
+                files.extend(_read_cards(entry, root, topic.key, diagnostics))
+        elif kind == "file" and _is_markdown(entry) and entry.name not in ROOT_DOCUMENTS:
+            diagnostics.append(
+                error(Location(entry), "card file outside a topic folder is not built", "move it into a topic folder")
+            )
     if name is None:
         return None, diagnostics
     topics.sort(key=lambda topic: (topic.order, topic.key))
@@ -60,31 +78,127 @@ def load_content(root: Path) -> tuple[Content | None, list[Diagnostic]]:
     return Content(DeckSet(name, tuple(topics), root / DECKSET_FILE), tuple(files)), diagnostics
 
 
+def _read_cards(folder: Path, root: Path, topic: str, diagnostics: list[Diagnostic]) -> list[SourceFile]:
+    """The topic's `*.md` cards; Markdown files anywhere else in the folder are errors, not silently skipped."""
+    files: list[SourceFile] = []
+    for directory, subfolders, names in os.walk(folder):  # never follows symlinked folders
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        here = Path(directory)
+        for name in sorted(names):
+            path = here / name
+            if name.startswith(".") or not _is_markdown(path):
+                continue  # editor lock and swap files, images, topic.yaml
+            if here != folder:
+                diagnostics.append(
+                    error(Location(path), "card in a subfolder is not built", f"move it to {display_path(folder)}/")
+                )
+            elif path.suffix != CARD_SUFFIX:
+                diagnostics.append(
+                    error(Location(path), f"card file must end in '{CARD_SUFFIX}'", f"rename it to {path.stem}.md")
+                )
+            elif _entry_kind(path, root, diagnostics) == "file":
+                text = _read_text(path, diagnostics)
+                if text is not None:
+                    files.append(SourceFile(path, topic, text))
+    return files
+
+
+def _entry_kind(path: Path, root: Path, diagnostics: list[Diagnostic]) -> str | None:
+    """'dir' or 'file' for an entry that resolves inside `root`; None (reported) otherwise."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        diagnostics.append(
+            error(Location(path), "broken or looping symlink", "point the link at a file inside the content folder")
+        )
+        return None
+    if not target.is_relative_to(root):
+        diagnostics.append(
+            error(
+                Location(path),
+                f"symlink to {target}, outside the content folder",
+                "copy the file into the content folder; files from elsewhere are never built",
+            )
+        )
+        return None
+    if target.is_dir():
+        return "dir"
+    if target.is_file():
+        return "file"
+    diagnostics.append(error(Location(path), "not a regular file or folder", "remove it"))
+    return None
+
+
+def _is_markdown(path: Path) -> bool:
+    return path.suffix.lower() in MARKDOWN_SUFFIXES
+
+
 def _read_text(path: Path, diagnostics: list[Diagnostic]) -> str | None:
     try:
-        text = path.read_bytes().decode("utf-8")
+        if path.is_dir():
+            diagnostics.append(error(Location(path), "expected a file, found a folder", "rename or remove it"))
+            return None
+        if path.stat().st_size > MAX_FILE_BYTES:
+            diagnostics.append(
+                error(Location(path), f"file is larger than {MAX_FILE_BYTES // 1000} KB", "split it into several cards")
+            )
+            return None
+        data = path.read_bytes()
+    except OSError as exc:
+        diagnostics.append(error(Location(path), f"cannot read the file: {exc.strerror}", "check its permissions"))
+        return None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        diagnostics.append(error(Location(path), f"not valid UTF-8 ({exc.reason})", "save the file as UTF-8"))
+        diagnostics.append(
+            error(_offset_location(path, data, exc.start), f"not valid UTF-8 ({exc.reason})", "save the file as UTF-8")
+        )
         return None
     # Anki deletes lone CRs and NFC-normalises fields: do the same before hashing.
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    return unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", text)
+    control = CONTROL_CHARACTER.search(text)
+    if control is not None:
+        diagnostics.append(
+            error(
+                _offset_location(path, text, control.start()),
+                f"control character U+{ord(control.group()):04X} in the text",
+                "delete it (only tabs and newlines are allowed)",
+            )
+        )
+        return None
+    if text.count("\n") >= MAX_LINES:
+        diagnostics.append(error(Location(path), f"more than {MAX_LINES} lines", "split it into several cards"))
+        return None
+    return text
 
 
-def _read_deckset_name(path: Path, diagnostics: list[Diagnostic]) -> str | None:
-    if not path.is_file():
+def _offset_location(path: Path, text: str | bytes, offset: int) -> Location:
+    before = text[:offset] if isinstance(text, str) else text[:offset].decode("utf-8", "replace")
+    return Location(path, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
+
+
+def _read_deckset_name(root: Path, diagnostics: list[Diagnostic]) -> str | None:
+    path = root / DECKSET_FILE
+    if not path.exists():
         diagnostics.append(
             error(Location(path), f"missing {DECKSET_FILE}", "create it with 'name: <umbrella deck name>'")
         )
+        return None
+    if _entry_kind(path, root, diagnostics) != "file":
         return None
     meta = _read_mapping(path, diagnostics)
     if meta is None:
         return None
     _reject_unknown(path, meta, ("name",), diagnostics)
-    return _required_text(path, meta, "name", diagnostics)
+    name = _required_text(path, meta, "name", diagnostics)
+    if name is not None and (problem := _deck_name_problem(name)):
+        diagnostics.append(error(meta["name"].location, f"umbrella deck name {problem}", "choose a plain, flat name"))
+        return None
+    return name
 
 
-def _read_topic(folder: Path, diagnostics: list[Diagnostic]) -> Topic | None:
+def _read_topic(folder: Path, root: Path, diagnostics: list[Diagnostic]) -> Topic | None:
     path = folder / TOPIC_FILE
     if not TOPIC_KEY.match(folder.name) or folder.name in RESERVED_TOPIC_KEYS:
         diagnostics.append(
@@ -95,10 +209,12 @@ def _read_topic(folder: Path, diagnostics: list[Diagnostic]) -> Topic | None:
             )
         )
         return None
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         diagnostics.append(
             error(Location(path), f"missing {TOPIC_FILE}", "create it with 'name:', 'description:' and 'order:'")
         )
+        return None
+    if _entry_kind(path, root, diagnostics) != "file":
         return None
     meta = _read_mapping(path, diagnostics)
     if meta is None:
@@ -109,16 +225,20 @@ def _read_topic(folder: Path, diagnostics: list[Diagnostic]) -> Topic | None:
     order_text = _required_text(path, meta, "order", diagnostics)
     order = None
     if order_text is not None:
-        if order_text.isdigit():
+        if ORDER.match(order_text):
             order = int(order_text)
         else:
             diagnostics.append(
-                error(meta["order"].location, f"order must be a whole number, not '{order_text}'", "e.g. 'order: 10'")
+                error(
+                    meta["order"].location,
+                    f"order must be a whole number of at most 6 digits, not '{order_text[:20]}'",
+                    "e.g. 'order: 10'",
+                )
             )
     if name is None or description is None or order is None:
         return None
-    if "::" in name:
-        diagnostics.append(error(meta["name"].location, "a topic name cannot contain '::'", "choose a flat name"))
+    if problem := _deck_name_problem(name):
+        diagnostics.append(error(meta["name"].location, f"topic name {problem}", "choose a plain, flat name"))
         return None
     return Topic(folder.name, name, description, order, path)
 
@@ -157,15 +277,33 @@ def _required_text(path: Path, meta: dict[str, Entry], key: str, diagnostics: li
     return entry.value.strip()
 
 
+def _deck_name_problem(name: str) -> str | None:
+    """Why a deck name (or the umbrella) cannot be used, or None."""
+    if "::" in name:
+        return "cannot contain '::' (Anki's subdeck separator)"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"is longer than {MAX_NAME_LENGTH} characters"
+    if any(char in name for char in '<>"') or CONTROL_CHARACTER.search(name) or "\t" in name:
+        return "cannot contain <, >, \" or control characters"
+    return None
+
+
+def deck_name_key(name: str) -> str:
+    """Anki matches deck names ignoring case, so names that differ only in case are one deck."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _check_unique_topic_names(topics: list[Topic], diagnostics: list[Diagnostic]) -> None:
     seen: dict[str, Topic] = {}
     for topic in topics:
-        if topic.name in seen:
+        key = deck_name_key(topic.name)
+        if key in seen:
             diagnostics.append(
                 error(
                     Location(topic.config_path, 1, 1),
-                    f"topic name '{topic.name}' is also used by {seen[topic.name].config_path}",
-                    "two topics with one name would share one deck: rename one",
+                    f"topic name '{topic.name}' is also used by {display_path(seen[key].config_path)}",
+                    "Anki matches deck names ignoring case: two such topics would share one deck; rename one",
                 )
             )
-        seen[topic.name] = topic
+        else:
+            seen[key] = topic

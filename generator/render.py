@@ -10,24 +10,28 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import markdown
 from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
-from markdown.treeprocessors import Treeprocessor
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 
 from generator.diagnostics import Diagnostic, Location, error
+from generator.images import svg_problem
 from generator.model import Card, MediaFile, RenderedCard
+from generator.sanitize import policy_violations, sanitize
 from generator.scan import Math, Prose, parse_fence_info, scan
 
 CODE_CSS_CLASS = "highlight"
 CLOZE_OPEN = re.compile(r"\{\{c\d+::")
 EXTERNAL_SRC = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+IMAGE_TYPES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
+MAX_IMAGE_BYTES = 5_000_000
+HTML_MARKS = ("<", "](", "]:")  # raw HTML, inline links, reference links
+SANITISER_HINT = "see 'HTML in cards' in content/README.md for what a card may contain"
 
 
 def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
@@ -54,12 +58,25 @@ def question_text(card: Card) -> str:
 def render_markdown(
     text: str, path: Path, first_line: int, *, cloze: bool = False
 ) -> tuple[str, tuple[MediaFile, ...], list[Diagnostic]]:
-    """Render Markdown with math and code cut out first; return HTML, images, problems."""
+    """Render Markdown with math and code cut out first; return sanitised HTML, images, problems."""
     images = _ImageCollector(path, text, first_line)
     cutout = _CutOutPreprocessor(path, first_line, cloze=cloze)
-    md = markdown.Markdown(extensions=["tables", "sane_lists", _CardExtension(cutout, images)], output_format="html")
-    body = md.convert(text)
-    return body, tuple(images.media), [*cutout.problems, *images.problems]
+    md = markdown.Markdown(extensions=["tables", "sane_lists", _CardExtension(cutout)], output_format="html")
+    try:
+        body = md.convert(text)
+    except RecursionError:
+        problem = error(
+            Location(path, first_line, 1),
+            "Markdown nested too deeply to render",
+            "flatten the nested lists or quotes",
+        )
+        return "", (), [*cutout.problems, problem]
+    cleaned = sanitize(body, images.resolve)
+    problems = [*cutout.problems, *images.problems]
+    if cutout.may_hold_html:
+        for message, needle in policy_violations(body, cleaned, images.renamed):
+            problems.append(error(images.locate(needle), message, SANITISER_HINT))
+    return cleaned, tuple(images.media), problems
 
 
 def render_math(tex: str, display: bool, *, cloze: bool) -> str:
@@ -126,35 +143,35 @@ def render_code(info: str, code: str) -> tuple[str, str | None]:
 
 
 class _ImageCollector:
-    """Gathers the images a card uses, renaming each by its content hash."""
+    """Gathers the images a card uses, renaming each by its content hash.
+
+    Only regular files inside the content folder (after following symlinks)
+    may be packed: a card must never carry a file from elsewhere into a deck.
+    """
 
     def __init__(self, path: Path, text: str, first_line: int) -> None:
         self.path = path
+        self.root = path.parent.parent  # cards live in <content>/<topic>/
         self.text = text
         self.first_line = first_line
         self.media: list[MediaFile] = []
+        self.renamed: dict[str, str | None] = {}  # None: reported as unusable
         self.problems: list[Diagnostic] = []
 
     def resolve(self, src: str) -> str | None:
-        location = self._locate(src)
-        if EXTERNAL_SRC.match(src) or src.startswith("/"):
-            self.problems.append(
-                error(location, f"image '{src}' is not a file next to the card", "copy it into the topic folder")
-            )
+        if src in self.renamed:
+            return self.renamed[src]
+        media, problem = _load_image(self.path.parent, self.root, src)
+        if media is None:
+            self.problems.append(error(self.locate(src), *problem))
+            self.renamed[src] = None
             return None
-        source = (self.path.parent / src).resolve()
-        if not source.is_file():
-            self.problems.append(
-                error(location, f"image '{src}' not found", f"put the file at {source} or fix the path")
-            )
-            return None
-        data = source.read_bytes()
-        name = f"{source.stem}-{hashlib.sha1(data).hexdigest()[:12]}{source.suffix.lower()}"
-        self.media.append(MediaFile(name, source, data))
-        return name
+        self.media.append(media)
+        self.renamed[src] = media.name
+        return media.name
 
-    def _locate(self, src: str) -> Location:
-        position = self.text.find(src)
+    def locate(self, needle: str) -> Location:
+        position = self.text.find(needle) if needle else -1
         if position == -1:
             return Location(self.path, self.first_line, 1)
         line = self.text.count("\n", 0, position)
@@ -162,16 +179,33 @@ class _ImageCollector:
         return Location(self.path, self.first_line + line, col + 1)
 
 
-class _ImageTreeprocessor(Treeprocessor):
-    def __init__(self, md: markdown.Markdown, images: _ImageCollector) -> None:
-        super().__init__(md)
-        self.images = images
-
-    def run(self, root: ET.Element) -> None:
-        for image in root.iter("img"):
-            name = self.images.resolve(image.get("src", ""))
-            if name is not None:
-                image.set("src", name)
+def _load_image(folder: Path, root: Path, src: str) -> tuple[MediaFile | None, tuple[str, str]]:
+    """Read an image named by a card; return it, or (message, hint) saying why not."""
+    shown = src if len(src) <= 80 else src[:77] + "..."
+    if not src or "\x00" in src or EXTERNAL_SRC.match(src) or src.startswith(("/", "\\")):
+        return None, (f"image '{shown}' is not a file next to the card", "copy it into the topic folder")
+    try:
+        source = (folder / src).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None, (f"image '{shown}' not found", "fix the path, or put the file next to the card")
+    if not source.is_relative_to(root):
+        return None, (
+            f"image '{shown}' lies outside the content folder",
+            "copy the image into the topic folder; files from elsewhere are never packed",
+        )
+    if not source.is_file():
+        return None, (f"image '{shown}' is not a regular file", "name an image file")
+    suffix = source.suffix.lower()
+    if suffix not in IMAGE_TYPES:
+        return None, (f"image '{shown}' has an unsupported type", f"use one of: {', '.join(sorted(IMAGE_TYPES))}")
+    if source.stat().st_size > MAX_IMAGE_BYTES:
+        return None, (f"image '{shown}' is larger than {MAX_IMAGE_BYTES // 1_000_000} MB", "shrink it")
+    data = source.read_bytes()
+    if suffix == ".svg" and (problem := svg_problem(data)):
+        return None, (f"image '{shown}': {problem}", "SVG images may hold drawing elements only")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", source.stem).strip("-_") or "image"
+    name = f"{stem}-{hashlib.sha1(data).hexdigest()[:12]}{suffix}"
+    return MediaFile(name, source, data), ("", "")
 
 
 class _CutOutPreprocessor(Preprocessor):
@@ -187,6 +221,7 @@ class _CutOutPreprocessor(Preprocessor):
         self.first_line = first_line
         self.cloze = cloze
         self.problems: list[Diagnostic] = []
+        self.may_hold_html = False  # raw HTML or a link in the prose: compare with the sanitised HTML
 
     def run(self, lines: list[str]) -> list[str]:
         segments, problems = scan("\n".join(lines), self.path, self.first_line)
@@ -196,6 +231,7 @@ class _CutOutPreprocessor(Preprocessor):
         for segment in segments:
             if isinstance(segment, Prose):
                 pieces.append(segment.text)
+                self.may_hold_html = self.may_hold_html or any(mark in segment.text for mark in HTML_MARKS)
             elif isinstance(segment, Math):
                 pieces.append(stash.store(render_math(segment.tex, segment.display, cloze=self.cloze)))
             else:
@@ -209,12 +245,10 @@ class _CutOutPreprocessor(Preprocessor):
 
 
 class _CardExtension(Extension):
-    def __init__(self, cutout: _CutOutPreprocessor, images: _ImageCollector) -> None:
+    def __init__(self, cutout: _CutOutPreprocessor) -> None:
         super().__init__()
         self.cutout = cutout
-        self.images = images
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (Markdown's API name)
         self.cutout.md = md
         md.preprocessors.register(self.cutout, "deck_cutout", 29)
-        md.treeprocessors.register(_ImageTreeprocessor(md, self.images), "deck_images", 5)

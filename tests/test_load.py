@@ -25,7 +25,7 @@ def test_bad_topic_files_are_reported(content: Path) -> None:
     _loaded, problems = load_content(content)
     assert sorted(p.message for p in problems) == [
         "not valid UTF-8 (invalid start byte)",
-        "order must be a whole number, not 'first'",
+        "order must be a whole number of at most 6 digits, not 'first'",
         "topic folder name 'Bad Folder' is not allowed",
         "unknown key 'colour'",
     ]

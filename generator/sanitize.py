@@ -1,0 +1,156 @@
+"""The HTML policy of a note field, enforced by an allow-list sanitiser (nh3, i.e. ammonia).
+
+Anki shows fields as HTML in a web view, so whatever reaches a field could run
+as script on a reviewer's screen. Every field passes `sanitize` last: only the
+tags and attributes below survive, links keep only http, https and mailto, and
+`style` keeps only `text-align` (Markdown's column alignment). Authors must see
+what the policy removes, so `policy_violations` names each removal; the build
+turns them into located errors instead of stripping them silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html.parser import HTMLParser
+
+import nh3
+
+ALLOWED_TAGS = frozenset(
+    {
+        # text
+        "p", "br", "hr", "em", "strong", "b", "i", "u", "s", "del", "ins", "mark", "small",
+        "sub", "sup", "kbd", "code", "pre", "span", "div", "blockquote", "abbr",
+        "h1", "h2", "h3", "h4", "h5", "h6",
+        # lists and tables
+        "ul", "ol", "li", "dl", "dt", "dd",
+        "table", "caption", "colgroup", "col", "thead", "tbody", "tfoot", "tr", "th", "td",
+        # media, links, disclosure
+        "img", "a", "figure", "figcaption", "details", "summary",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "*": {"class", "title"},  # classes carry the code highlighting and cloze styling
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "th": {"style", "colspan", "rowspan", "align"},
+    "td": {"style", "colspan", "rowspan", "align"},
+    "ol": {"start"},
+    "details": {"open"},
+}
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+STYLE_PROPERTIES = frozenset({"text-align"})
+# Dropped with everything inside them, not just unwrapped.
+DROPPED_WITH_CONTENT = frozenset(
+    {"script", "style", "iframe", "object", "embed", "template", "noscript", "svg", "math"}
+)
+
+SrcRewriter = Callable[[str], str | None]
+
+
+def sanitize(html: str, rewrite_src: SrcRewriter | None = None) -> str:
+    """Apply the policy; `rewrite_src` maps each `<img src>` to its packed name (None drops it)."""
+
+    def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+        if tag == "img" and attribute == "src" and rewrite_src is not None:
+            return rewrite_src(value)
+        return value
+
+    return nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(DROPPED_WITH_CONTENT),
+        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=attribute_filter,
+        strip_comments=True,
+        link_rel=None,
+        url_schemes=set(URL_SCHEMES),
+        filter_style_properties=set(STYLE_PROPERTIES),
+    )
+
+
+def policy_violations(
+    original: str, cleaned: str, src_map: dict[str, str | None] | None = None
+) -> list[tuple[str, str]]:
+    """What sanitising `original` into `cleaned` removed, as (message, text to locate it by).
+
+    Both are parsed into the same event stream (so quoting and entity spelling
+    do not count); `src_map` holds the image renames, which are not removals
+    (None: an image already reported as unusable).
+    """
+    before = _events(original, src_map or {})
+    after = _events(cleaned, {})
+    if before == after:
+        return []
+    after_set = set(after)
+    problems: list[tuple[str, str]] = []
+    for event in before:
+        if event in after_set:
+            continue
+        kind, name, attrs = event
+        if kind == "comment":
+            problems.append(("an HTML comment would be dropped from the deck", "<!--"))
+        elif kind in ("start", "end") and name not in ALLOWED_TAGS:
+            if kind == "start":
+                problems.append((f"HTML tag <{name}> is not allowed", f"<{name}"))
+        elif kind == "start":
+            for attribute, value in attrs:
+                problems.append(_attribute_problem(name, attribute, value))
+    problems = [p for p in dict.fromkeys(problems) if p[0]]
+    return problems or [("the HTML sanitiser would change this HTML", "<")]
+
+
+def _attribute_problem(tag: str, attribute: str, value: str | None) -> tuple[str, str]:
+    allowed = ALLOWED_ATTRIBUTES.get(tag, set()) | ALLOWED_ATTRIBUTES["*"]
+    if attribute not in allowed:
+        return f"attribute '{attribute}' on <{tag}> is not allowed", attribute
+    if attribute == "href":
+        return f"link target '{value}' is not allowed: links must start with http:, https: or mailto:", value or "href"
+    if attribute == "style":
+        return f"style '{value}' on <{tag}> is not allowed: only text-align is kept", value or "style"
+    if attribute == "src":
+        return f"image source '{value}' is not allowed", value or "src"
+    return "", ""  # an allowed attribute whose value was kept: not the cause
+
+
+Event = tuple[str, str, tuple[tuple[str, str | None], ...]]
+
+
+def _events(html: str, src_map: dict[str, str | None]) -> list[Event]:
+    collector = _EventCollector(src_map)
+    collector.feed(html)
+    collector.close()
+    return collector.events
+
+
+class _EventCollector(HTMLParser):
+    """Tags with their sorted attributes, comments and non-blank text, in document order."""
+
+    def __init__(self, src_map: dict[str, str | None]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.src_map = src_map
+        self.events: list[Event] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            renamed = [(k, self.src_map.get(v or "", v) if k == "src" else v) for k, v in attrs]
+            attrs = [(k, v) for k, v in renamed if not (k == "src" and v is None)]
+        if tag in ("th", "td"):  # the sanitiser rewrites 'text-align: left;' as 'text-align:left'
+            attrs = [(k, _normalise_style(v) if k == "style" else v) for k, v in attrs]
+        self.events.append(("start", tag, tuple(sorted(attrs, key=lambda a: (a[0], a[1] or "")))))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.events.append(("end", tag, ()))
+
+    def handle_comment(self, data: str) -> None:
+        self.events.append(("comment", "", ()))
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.events.append(("text", data.strip(), ()))
+
+
+def _normalise_style(style: str | None) -> str:
+    return "".join((style or "").split()).rstrip(";")
