@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 
-from pygments.lexers import get_lexer_by_name
+from pygments.lexers import get_all_lexers, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from generator.diagnostics import Diagnostic, Location, error
@@ -290,9 +291,19 @@ def _check_fence(fence: Fence, card_type: CardType) -> list[Diagnostic]:
             error(
                 fence.location,
                 f"unknown code language '{info.language}'",
-                "use a Pygments language name such as python, bash, text or output",
+                _did_you_mean(info.language) + "use a Pygments language name such as python, bash, text or output",
             )
         ]
     if card_type == "cloze" and CLOZE.search(fence.code):
         return [error(fence.location, "cloze deletions inside code blocks are not supported", "use inline `code`")]
     return []
+
+
+def _did_you_mean(language: str) -> str:
+    close = difflib.get_close_matches(language.lower(), _lexer_aliases(), n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+@functools.cache
+def _lexer_aliases() -> tuple[str, ...]:
+    return tuple(sorted({alias for _, aliases, _, _ in get_all_lexers() for alias in aliases}))

@@ -1,0 +1,210 @@
+"""Reader checks: each warning has a card that triggers it and a card that does not."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from generator.checks import answer_words, reader_checks
+from generator.cloze_tree import Cloze, deletions, ordinals, parse_clozes
+from generator.diagnostics import Diagnostic
+from generator.model import Card, CardType
+from generator.parse import parse_card_file
+from generator.validate import validate_file
+
+PATH = Path("/cards/alpha/card.md")
+
+
+def card(body: str, card_type: CardType = "basic") -> Card:
+    front_matter = f"---\nid: alpha-card\ntags: []\nsource: [s#1]\ntype: {card_type}\n---\n"
+    parsed, problems = parse_card_file(PATH, front_matter + textwrap.dedent(body).lstrip("\n"))
+    assert parsed is not None, problems
+    result, problems = validate_file(parsed, "alpha")
+    assert result is not None, [p.format() for p in problems]
+    return result
+
+
+def located(problems: list[Diagnostic]) -> list[str]:
+    return [f"{p.location.line}:{p.location.col}: {p.severity}: {p.message}" for p in problems]
+
+
+# The body starts on line 7 of the file (six front-matter lines).
+LONG_LINE = "x = " + "1 + " * 20 + "1"  # 85 characters
+
+
+def test_long_code_line_on_either_side_is_located() -> None:
+    body = f"""
+    # Which value?
+    ```python
+    {LONG_LINE}
+    ```
+    %
+    ```python
+    y = 2
+    {LONG_LINE}
+    ```
+    """
+    assert located(reader_checks(card(body))) == [
+        "9:81: warning: code line is 85 characters long (over 80)",
+        "14:81: warning: code line is 85 characters long (over 80)",
+    ]
+
+
+def test_code_within_the_width_passes_and_the_width_is_a_parameter() -> None:
+    body = f"# Q?\n\n```python\n{LONG_LINE[:80]}\n```\n"
+    assert reader_checks(card(body)) == []
+    assert located(reader_checks(card(body), max_code_line=40)) == [
+        "10:41: warning: code line is 80 characters long (over 40)"
+    ]
+
+
+def test_cloze_answer_shown_elsewhere_on_the_same_side() -> None:
+    body = """
+    # Pooling
+
+    {{c1::Max pooling}} keeps the largest value; Max pooling has no weights.
+    """
+    problems = reader_checks(card(body, "cloze"))
+    assert located(problems) == [
+        "9:1: warning: the text hidden by c1, 'Max pooling', is shown elsewhere on the same side"
+    ]
+    assert problems[0].hint == "reword the other mention, or hide it with c1 as well"
+
+
+def test_cloze_answer_in_the_title_or_a_revealed_deletion_gives_it_away() -> None:
+    in_title = "# Why ReLU\n\n{{c1::ReLU}} does not saturate for positive inputs.\n"
+    assert len(reader_checks(card(in_title, "cloze"))) == 1
+    in_other = "# Units\n\n{{c1::ReLU}} is cheap; {{c2::leaky ReLU}} has a slope.\n"
+    assert located(reader_checks(card(in_other, "cloze"))) == [
+        "9:1: warning: the text hidden by c1, 'ReLU', is shown elsewhere on the same side"
+    ]
+
+
+def test_cloze_answer_hidden_everywhere_or_only_on_the_back_passes() -> None:
+    body = """
+    # Pooling
+
+    {{c1::Max pooling}} keeps the largest value; {{c1::Max pooling}} has no weights.
+    Pooling in a {{c2::maximal}} way.
+    %
+    Max pooling is the usual choice.
+    """
+    assert reader_checks(card(body, "cloze")) == []
+
+
+def test_list_or_table_run_into_a_paragraph() -> None:
+    body = """
+    # Q?
+
+    The pros:
+    - cheap
+    - sparse
+
+    **Shapes**
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+    """
+    assert located(reader_checks(card(body))) == [
+        "10:1: warning: list directly after a paragraph line is shown as run-on text",
+        "14:1: warning: table directly after a paragraph line is shown as run-on text",
+    ]
+
+
+def test_run_on_list_right_after_the_question() -> None:
+    body = "# Name the parts:\n- a\n- b\n%\nA and b.\n"
+    assert located(reader_checks(card(body))) == [
+        "8:1: warning: list directly after a paragraph line is shown as run-on text"
+    ]
+
+
+def test_lists_and_tables_with_a_blank_line_or_inside_blocks_pass() -> None:
+    body = """
+    # Q?
+
+    The pros:
+
+    - cheap
+    lazy continuation of the item
+    - sparse
+
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+
+    ## A heading
+    - right after a heading is a list
+
+    ```text
+    A paragraph in code
+    - is not Markdown
+    ```
+
+    $$
+    a
+    - b
+    $$
+    """
+    assert reader_checks(card(body)) == []
+
+
+def test_long_answer_counts_words_but_not_code() -> None:
+    prose = " ".join(["word"] * 150)
+    code = "\n".join(f"print({n})" for n in range(50))
+    short = card(f"# Q?\n\n{prose}\n\n```python\n{code}\n```\n")
+    assert answer_words(short) == 150
+    assert reader_checks(short) == []
+    long = card(f"# Q?\n\n{prose} and $x$\n")
+    assert answer_words(long) == 152
+    assert located(reader_checks(long)) == ["9:1: warning: the answer is 152 words long (over 150, code excluded)"]
+    assert reader_checks(long, max_back_words=200) == []
+
+
+def test_unknown_language_suggests_the_closest_lexer() -> None:
+    parsed, _ = parse_card_file(PATH, "---\nid: alpha-x\ntags: []\n---\n# Q?\n\n```pyhton\nx = 1\n```\n")
+    assert parsed is not None
+    _, problems = validate_file(parsed, "alpha")
+    assert [(p.message, p.hint) for p in problems] == [
+        (
+            "unknown code language 'pyhton'",
+            "did you mean 'python'? use a Pygments language name such as python, bash, text or output",
+        )
+    ]
+
+
+def test_no_suggestion_when_nothing_is_close() -> None:
+    parsed, _ = parse_card_file(PATH, "---\nid: alpha-x\ntags: []\n---\n# Q?\n\n```zqxwv\nx\n```\n")
+    assert parsed is not None
+    _, problems = validate_file(parsed, "alpha")
+    assert [p.hint for p in problems] == ["use a Pygments language name such as python, bash, text or output"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a {{c1::b}} c", ["a ", (1, ["b"], None), " c"]),
+        ("{{c2::b::hint}}", [(2, ["b"], "hint")]),
+        ("x }} y", ["x ", "}}", " y"]),
+        ("{{c1::open", ["{{c1::open"]),
+        ("a {{c1::b {{c2::c}} d}}", ["a ", (1, ["b ", (2, ["c"], None), " d"], None)]),
+    ],
+)
+def test_cloze_tree(text: str, expected: list[object]) -> None:
+    def plain(node: str | Cloze) -> object:
+        if isinstance(node, str):
+            return node
+        return (node.ordinal, [plain(n) for n in node.nodes], node.hint)
+
+    assert [plain(node) for node in parse_clozes(text)] == expected
+
+
+def test_cloze_positions_and_ordinals() -> None:
+    text = "{{c2::a}} and {{c1::b}} and {{c2::c}}"
+    assert [(c.ordinal, text[c.start : c.end]) for c in deletions(parse_clozes(text))] == [
+        (2, "{{c2::a}}"),
+        (1, "{{c1::b}}"),
+        (2, "{{c2::c}}"),
+    ]
+    assert ordinals(text) == [1, 2]
