@@ -4,20 +4,40 @@ Before the card's code it fixes the seeds, cuts the network, and replaces data
 sources that would download: dataset loaders return small random arrays of the
 real shapes and dtypes, pre-trained weights become random, ImageNet labels are
 placeholders. Nothing else is changed: the blocks run exactly as shown.
+
+The result file is rewritten after every block, so when the process dies
+(a crash, the CPU limit, a kill) the parent still sees which blocks ran.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import functools
+import importlib
 import inspect
 import io
 import json
+import math
+import os
 import random
+import resource
+import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+# Extra CPU-seconds between the soft limit (a Python exception at the running
+# line) and the hard one (SIGKILL), for code stuck in C that never sees the exception.
+HARD_LIMIT_GRACE = 15
+
+
+class CPUTimeExceeded(BaseException):
+    """The card used up its CPU time; a BaseException so `except Exception` in card code cannot swallow it."""
 
 
 def _no_network(*args: object, **kwargs: object) -> None:
@@ -29,12 +49,12 @@ def _cut_network() -> None:
     socket.socket.connect = _no_network  # type: ignore[method-assign]
 
 
-def _fake_datasets(keras: object, np: object) -> None:
+def _fake_datasets(keras: Any, np: Any) -> None:
     rng = np.random.default_rng(0)
 
-    def images(shape: tuple[int, ...], classes: int, label_shape: tuple[int, ...] = ()):
-        def load_data(*args: object, **kwargs: object):
-            def split(n: int):
+    def images(shape: tuple[int, ...], classes: int, label_shape: tuple[int, ...] = ()) -> Callable[..., Any]:
+        def load_data(*args: object, **kwargs: object) -> tuple[Any, Any]:
+            def split(n: int) -> tuple[Any, Any]:
                 x = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
                 y = rng.integers(0, classes, size=(n, *label_shape)).astype(np.uint8)
                 return x, y
@@ -43,11 +63,13 @@ def _fake_datasets(keras: object, np: object) -> None:
 
         return load_data
 
-    def sequences(classes: int):
-        def load_data(*args: object, num_words: int | None = None, maxlen: int | None = None, **kwargs: object):
+    def sequences(classes: int) -> Callable[..., Any]:
+        def load_data(
+            *args: object, num_words: int | None = None, maxlen: int | None = None, **kwargs: object
+        ) -> tuple[Any, Any]:
             vocabulary = num_words or 10000
 
-            def split(n: int):
+            def split(n: int) -> tuple[Any, Any]:
                 x = np.empty(n, dtype=object)
                 for i in range(n):
                     x[i] = [1, *rng.integers(2, vocabulary, size=int(rng.integers(10, maxlen or 200))).tolist()]
@@ -57,8 +79,8 @@ def _fake_datasets(keras: object, np: object) -> None:
 
         return load_data
 
-    def regression(*args: object, **kwargs: object):
-        def split(n: int):
+    def regression(*args: object, **kwargs: object) -> tuple[Any, Any]:
+        def split(n: int) -> tuple[Any, Any]:
             return rng.normal(size=(n, 13)), rng.uniform(5, 50, size=n)
 
         return split(256), split(64)
@@ -73,17 +95,17 @@ def _fake_datasets(keras: object, np: object) -> None:
     datasets.boston_housing.load_data = regression
 
 
-def _random_pretrained_weights(keras: object) -> None:
-    def without_download(builder):
+def _random_pretrained_weights(keras: Any) -> None:
+    def without_download(builder: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(builder)
-        def build(*args: object, **kwargs: object):
+        def build(*args: object, **kwargs: object) -> Any:
             if kwargs.get("weights") == "imagenet" or "weights" not in kwargs:
                 kwargs["weights"] = None
             return builder(*args, **kwargs)
 
         return build
 
-    def fake_decode_predictions(predictions, top: int = 5):
+    def fake_decode_predictions(predictions: Any, top: int = 5) -> list[list[tuple[str, str, float]]]:
         rows = []
         for row in predictions:
             best = row.argsort()[-top:][::-1]
@@ -104,73 +126,129 @@ def _random_pretrained_weights(keras: object) -> None:
                 setattr(module, name, fake_decode_predictions)
 
 
-def _takes_weights(function: object) -> bool:
+def _takes_weights(function: Callable[..., Any]) -> bool:
     try:
         return "weights" in inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
 
 
-def _prepare() -> None:
+def _prepare(with_keras: bool) -> None:
     random.seed(0)
     _cut_network()
     try:
         import numpy as np
 
         np.random.seed(0)
-        import keras
     except ImportError:
         return
+    if not with_keras:  # the card does not use Keras: do not pay for importing it
+        return
+    try:
+        keras: Any = importlib.import_module("keras")
+    except ImportError:
+        return  # the card's own `import keras` reports it, at its line
     keras.utils.set_random_seed(0)
     _fake_datasets(keras, np)
     _random_pretrained_weights(keras)
+
+
+def _limit_cpu(seconds: float) -> None:
+    """Allow `seconds` more CPU time: then CPUTimeExceeded at the running line, and SIGKILL a little later."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+    hard = soft + HARD_LIMIT_GRACE
+    _, current_hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if current_hard != resource.RLIM_INFINITY:
+        soft, hard = min(soft, current_hard), min(hard, current_hard)
+
+    def exceeded(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGXCPU, signal.SIG_IGN)  # the kernel repeats SIGXCPU every second; one is enough
+        raise CPUTimeExceeded(f"used more than {seconds:g} s of CPU time")
+
+    signal.signal(signal.SIGXCPU, exceeded)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _write_results(path: str, results: list[dict[str, object]]) -> None:
+    partial = f"{path}.partial"
+    Path(partial).write_text(json.dumps(results))
+    os.replace(partial, path)  # the parent never reads a half-written file
+
+
+def _describe(exc: BaseException, card_path: str) -> dict[str, object]:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == card_path]
+    kind = "exception"
+    if isinstance(exc, CPUTimeExceeded):
+        kind = "cpu"
+    elif isinstance(exc, ImportError):
+        kind = "import"
+    return {
+        "error": "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1],
+        "kind": kind,
+        "module": getattr(exc, "name", None) if kind == "import" else None,
+        "line": frames[-1].lineno if frames else None,
+    }
 
 
 def main(request_path: str) -> None:
     request = json.loads(Path(request_path).read_text())
     results: list[dict[str, object]] = []
     namespace: dict[str, object] = {"__name__": "__main__"}
-    _prepare()
+    _write_results(request["result"], results)  # an empty list says the prelude started
+    _prepare(request.get("keras", True))
+    faulthandler.enable()  # a hard crash still prints the card's line to stderr
+    _limit_cpu(request["cpu_limit"])
     for block in request["blocks"]:
         # Pad with newlines so tracebacks show the card file's own line numbers.
         source = "\n" * (block["line"] - 1) + block["code"]
         stdout = io.StringIO()
-        result: dict[str, object] = {"stdout": "", "error": None, "line": None}
+        result: dict[str, object] = {"stdout": "", "error": None, "kind": None, "module": None, "line": None}
         try:
             with contextlib.redirect_stdout(stdout):
                 exec(compile(source, request["path"], "exec"), namespace)
         except BaseException as exc:  # noqa: BLE001 (every failure of card code is reported, not raised)
-            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == request["path"]]
-            result["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
-            result["line"] = frames[-1].lineno if frames else None
+            result.update(_describe(exc, request["path"]))
         result["stdout"] = stdout.getvalue()
         results.append(result)
+        _write_results(request["result"], results)
         if result["error"]:
             break
-    Path(request["result"]).write_text(json.dumps(results))
 
 
-def serve() -> None:
+def serve(preload: list[str]) -> None:
     """Import the heavy libraries once, then fork a fresh child per card.
 
-    Protocol on stdin/stdout, one JSON object per line: a request
-    {"request": path, "cwd": dir} is answered by {"pid": n} when the child
-    starts and {"status": code} when it ends. The children write nothing to
-    the protocol stream: their fd 1 goes to stderr.
+    Protocol on stdin/stdout, one JSON object per line: {"ready": [modules]}
+    once the imports are done; then a request {"request": path, "cwd": dir} is
+    answered by {"pid": n} when the child starts and {"status": code, "cpu":
+    seconds} when it ends (code as from waitpid). A child writes its stdout and
+    stderr to `stderr.txt` in its working directory, never to the protocol.
     """
-    import os
-
-    import keras  # noqa: F401 (imported once here, so each card's fork starts warm)
-    import numpy  # noqa: F401
+    loaded = []
+    for name in preload:
+        try:
+            importlib.import_module(name)  # imported once here, so each card's fork starts warm
+        except ImportError:
+            continue  # a card that needs it reports the import error at its own line
+        loaded.append(name)
 
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
+    protocol.write(json.dumps({"ready": loaded}) + "\n")
     for line in sys.stdin:
         task = json.loads(line)
         pid = os.fork()
         if pid == 0:
             status = 0
             try:
+                # Once the server is gone the parent must see the protocol close: the child keeps no copy.
+                os.close(protocol.fileno())
+                sys.stdin = open(os.devnull)  # lives until os._exit
+                os.dup2(sys.stdin.fileno(), 0)
+                output = os.open(os.path.join(task["cwd"], "stderr.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(output, 1)
+                os.dup2(output, 2)
                 os.chdir(task["cwd"])
                 main(task["request"])
             except BaseException:  # noqa: BLE001 (the parent reads the result file, not the exception)
@@ -178,14 +256,15 @@ def serve() -> None:
                 status = 1
             finally:
                 sys.stdout.flush()
+                sys.stderr.flush()
                 os._exit(status)
         protocol.write(json.dumps({"pid": pid}) + "\n")
-        _, status = os.waitpid(pid, 0)
-        protocol.write(json.dumps({"status": status}) + "\n")
+        _, status, usage = os.wait4(pid, 0)
+        protocol.write(json.dumps({"status": status, "cpu": usage.ru_utime + usage.ru_stime}) + "\n")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "--serve":
-        serve()
+        serve(sys.argv[2:])
     else:
         main(sys.argv[1])

@@ -1,17 +1,69 @@
-"""Shared fixtures: small content trees written on the fly, and a real Anki collection."""
+"""Shared fixtures: small content trees written on the fly, a real Anki collection, optional tools."""
 
 from __future__ import annotations
 
+import importlib
+import os
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from click.testing import CliRunner
 
+from generator.runcode import RunReport
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
+
 T0 = 1_700_000_000  # a fixed build time for tests
 
 WriteCard = Callable[..., Path]
+
+# How to get each optional dependency the tests use.
+INSTALL_HINTS = {
+    "anki": "pip install -e '.[test]'",
+    "keras": "pip install -e '.[verify]'",
+    "jax": "pip install -e '.[verify]'",
+    "tensorflow": "pip install -e '.[verify]'",
+    "matplotlib": "pip install -e '.[figures]'",
+    "chromium": "apt-get install chromium",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite the expected HTML in tests/golden/ from the current rendering (then review the diff).",
+    )
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip a test whose optional dependency is missing; fail instead under CI, which installs them all."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must provide this: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_module(name: str) -> ModuleType:
+    """Import an optional dependency, or skip (fail under CI) saying how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        skip_or_fail(f"needs {name} ({INSTALL_HINTS.get(name.split('.')[0], 'not installed')}): {exc}")
+
+
+def require_program(*names: str) -> str:
+    """The path of the first of these programs found on PATH, or skip (fail under CI)."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    skip_or_fail(f"needs {names[0]} ({INSTALL_HINTS.get(names[0], 'not installed')}): not on PATH")
 
 
 @pytest.fixture
@@ -113,7 +165,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def collection_factory(tmp_path: Path) -> Iterator[Callable[[], object]]:
     """Make fresh, empty Anki collections (closed again after the test)."""
-    from anki.collection import Collection
+    Collection = require_module("anki.collection").Collection  # noqa: N806 (the class, by its own name)
 
     opened: list[Collection] = []
 
@@ -129,15 +181,11 @@ def collection_factory(tmp_path: Path) -> Iterator[Callable[[], object]]:
         collection.close()
 
 
-CODE_REPORT = pytest.StashKey[object]()
+CODE_REPORT = pytest.StashKey[RunReport]()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+def pytest_terminal_summary(terminalreporter: TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     """Say how many card code blocks ran, were exempt, and had their output checked."""
     report = config.stash.get(CODE_REPORT, None)
     if report is not None:
-        terminalreporter.write_line(
-            f"card code: {report.blocks_run} blocks run in {report.programs} cards, "
-            f"{report.blocks_exempt} exempt, {report.outputs_checked} outputs checked, "
-            f"{len(report.problems)} failures"
-        )
+        terminalreporter.write_line(f"card {report.summary()}")
