@@ -12,7 +12,7 @@ from generator.ids import note_guid
 from tests.anki_support import CardAnswer, answer_cards, import_package, notes_by_guid, rendered, scheduling_state
 from tests.conftest import T0, WriteCard
 
-pytestmark = pytest.mark.usefixtures("sample_cards")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sample_cards")]  # real Anki imports
 
 
 def test_every_package_imports_with_right_counts_and_html(content: Path, tmp_path: Path, collection_factory) -> None:
@@ -92,7 +92,8 @@ def test_upgrade_keeps_history_and_applies_edits(
     )
     write_card("beta", "reversed", "id: beta-epoch\ntags: [concept]\ntype: reversed", "# Epoch\n\nOne pass (edited).\n")
     write_card("beta", "new", "id: beta-new\ntags: [concept]\nsource: [s#9]", "# A new question?\n\nA new answer.\n")
-    monkeypatch.setattr(generator.notetype, "_BASE_CSS", generator.notetype._BASE_CSS + ".release-two { }\n")
+    released_stylesheet = generator.notetype.stylesheet
+    monkeypatch.setattr(generator.notetype, "stylesheet", lambda: released_stylesheet() + ".release-two { }\n")
     build(content, dist, T0 + 3600)
 
     log = import_package(collection, dist / "all-topics.apkg")

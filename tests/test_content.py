@@ -12,6 +12,8 @@ import pytest
 from generator.build import BuildResult, compile_release
 from generator.ledger import EMPTY
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT / "content"
 SEEDS = ROOT.parent / "shared" / "seeds"

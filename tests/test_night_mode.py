@@ -19,6 +19,8 @@ import pytest
 
 from tests.anki_support import import_package, rendered
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
