@@ -20,6 +20,11 @@ from generator.model import CardType
 LIGHT_CODE_STYLE = "default"
 DARK_CODE_STYLE = "github-dark"
 NIGHT_SELECTORS = (".nightMode", ".night_mode", ".night-mode")
+# Light-mode code boxes: a white box whose border stands out 3:1 against Anki's
+# light canvas (#f5f5f5) and AnkiMobile's white; the light style's token colours
+# are chosen for near-white backgrounds.
+LIGHT_CODE_BACKGROUND = "#ffffff"
+LIGHT_CODE_BORDER = "#8a8a8a"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +152,12 @@ def stylesheet() -> str:
             "/* Code, light mode */",
             *light.get_background_style_defs(".highlight"),
             ".highlight { color: #1f2328; }",
+            f".highlight {{ background: {LIGHT_CODE_BACKGROUND}; border: 1px solid {LIGHT_CODE_BORDER}; }}",
             *light.get_token_style_defs(".highlight"),
             "/* Code, night mode */",
             f"{reset} {{ color: inherit; background-color: transparent; font-weight: inherit; font-style: inherit; }}",
             *dark.get_background_style_defs(night),
+            f"{', '.join(night)} {{ border-color: transparent; }}",
             *dark.get_token_style_defs(night),
             ", ".join(f"{mode} .cloze" for mode in NIGHT_SELECTORS) + " { color: #6cb6ff; }",
             "",

@@ -8,7 +8,17 @@ import pytest
 from pygments.styles import get_style_by_name
 from pygments.token import Token
 
-from generator.notetype import DARK_CODE_STYLE, LIGHT_CODE_STYLE, NIGHT_SELECTORS, note_types, stylesheet
+from generator.notetype import (
+    DARK_CODE_STYLE,
+    LIGHT_CODE_BACKGROUND,
+    LIGHT_CODE_BORDER,
+    LIGHT_CODE_STYLE,
+    NIGHT_SELECTORS,
+    note_types,
+    stylesheet,
+)
+from generator.preview_assets import ANKI_LIGHT_CANVAS
+from tests.contrast import contrast
 
 
 def test_schema_is_frozen() -> None:
@@ -45,29 +55,26 @@ def test_stylesheet_has_a_night_variant_for_every_selector() -> None:
         assert f"{selector} .highlight span" in css
 
 
-def _luminance(hex_color: str) -> float:
-    hex_color = hex_color.lstrip("#")
-    if len(hex_color) == 3:
-        hex_color = "".join(c * 2 for c in hex_color)
-    channels = [int(hex_color[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def _contrast(a: str, b: str) -> float:
-    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
-
-
-@pytest.mark.parametrize(("style_name", "default_text"), [(LIGHT_CODE_STYLE, "#1f2328"), (DARK_CODE_STYLE, None)])
-def test_every_token_colour_is_readable(style_name: str, default_text: str | None) -> None:
-    """WCAG AA-large (3:1) or better for every token colour against the code background."""
+@pytest.mark.parametrize(
+    ("style_name", "default_text", "box"),
+    [(LIGHT_CODE_STYLE, "#1f2328", LIGHT_CODE_BACKGROUND), (DARK_CODE_STYLE, None, None)],
+)
+def test_every_token_colour_is_readable(style_name: str, default_text: str | None, box: str | None) -> None:
+    """Every token colour against the code box: WCAG AA (4.5:1) by day, AA-large (3:1) at night."""
     style = get_style_by_name(style_name)
-    background = style.background_color
+    background = box or style.background_color
+    minimum = 4.5 if box else 3.0
     text = default_text or style.style_for_token(Token.Text)["color"] or "e6edf3"
-    assert _contrast(text, background) >= 4.5
+    assert contrast(text, background) >= 4.5
     for token in style.styles:
         color = style.style_for_token(token)["color"]
         # Error tokens are meant to stand out; whitespace is invisible anyway.
         if color and "Error" not in str(token) and "Whitespace" not in str(token):
-            assert _contrast(color, background) >= 3.0, (style_name, token, color)
+            assert contrast(color, background) >= minimum, (style_name, token, color)
+
+
+@pytest.mark.parametrize("canvas", [ANKI_LIGHT_CANVAS, "#ffffff"])  # Anki desktop, and AnkiMobile/AnkiDroid
+def test_light_code_box_stands_out_from_the_page(canvas: str) -> None:
+    assert contrast(LIGHT_CODE_BORDER, canvas) >= 3.0  # WCAG's minimum for the edge of a component
+    css = stylesheet()
+    assert f".highlight {{ background: {LIGHT_CODE_BACKGROUND}; border: 1px solid {LIGHT_CODE_BORDER}; }}" in css
