@@ -276,7 +276,10 @@ def _why_stopped(program: Program, block: CodeBlock, ending: _Ending, limits: _L
         if over_cpu:
             return error(location, f"card code used more than {limits.cpu:g} s of CPU time", _CPU_HINT)
         if ending.code == signal.SIGKILL:
-            return error(location, "card code was killed (SIGKILL)", "the machine may have run out of memory")
+            hint = "it may have run out of memory"
+            if ending.cpu_seconds is None:  # a cold run: the hard CPU limit also ends in SIGKILL
+                hint += f", or used more than {limits.cpu:g} s of CPU time"
+            return error(location, "card code was killed (SIGKILL)", hint)
         return error(location, f"card code crashed ({signal.Signals(ending.code).name})", words or "it printed nothing")
     if ending.code != 0:
         return error(location, f"card code crashed: {words or f'exit status {ending.code}'}")

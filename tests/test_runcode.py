@@ -177,6 +177,15 @@ def test_a_hard_crash_names_the_card_line(tmp_path: Path, path_taken: str) -> No
     assert (report.programs, report.blocks_run, report.blocks_not_run) == (1, 1, 1)
 
 
+def test_a_killed_card_is_reported(tmp_path: Path, path_taken: str) -> None:
+    program = card(tmp_path, "```python\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n```\n")
+    report = run_programs([program], workers=1)
+    [problem] = report.problems
+    assert (problem.location.path, problem.location.line) == (program.path, BODY_LINE)
+    assert problem.message == "card code was killed (SIGKILL)"
+    assert problem.hint is not None and problem.hint.startswith("it may have run out of memory")
+
+
 def test_ending_the_process_early_is_reported(tmp_path: Path, path_taken: str) -> None:
     program = card(tmp_path, "```python\nimport os\nos._exit(0)\n```\n")
     report = run_programs([program], workers=1)
@@ -271,13 +280,19 @@ def test_missing_verify_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyP
     assert missing_verify_extra() is None
 
 
+def children() -> set[str]:
+    """The process ids of this process's children (Linux only)."""
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    if not tasks.is_dir():
+        pytest.skip("needs Linux's /proc")
+    return {pid for task in tasks.iterdir() for pid in (task / "children").read_text().split()}
+
+
 def test_no_process_is_left_behind(tmp_path: Path) -> None:
     programs = [card(tmp_path, "```python\nprint(1)\n```\n", f"c{i}") for i in range(3)]
+    before = children()
     run_programs(programs, workers=2)
-    children = Path(f"/proc/{os.getpid()}/task")
-    if not children.is_dir():
-        pytest.skip("needs Linux's /proc")
-    assert all(not (task / "children").read_text().split() for task in children.iterdir())
+    assert children() <= before
 
 
 def test_exempt_blocks_keep_their_reason_and_do_not_run(tmp_path: Path) -> None:
