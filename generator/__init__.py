@@ -1,3 +1,3 @@
 """Build Anki decks for deep-learning interview preparation from Markdown cards."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,57 +1,84 @@
-"""The pipeline: load → parse → validate → render → plan → package → write.
+"""The pipeline: compile the cards → plan against the manifest → package → publish.
 
-Everything is read, checked and rendered before anything is written: if any
-card has an error, `dist/` is left exactly as it was.
+`decks build` keeps `dist/` current as a draft: the changes since the last cut
+release are listed under "Unreleased" in the changelog, however many builds it
+takes. `decks release` cuts a version from them. Everything is read, checked
+and rendered before anything is written: if any card has an error, `dist/` is
+left exactly as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
-import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from generator.changelog import updated_changelog
-from generator.diagnostics import BuildFailed, Diagnostic, Location, error, warning
+from generator.cache import RenderCache
+from generator.compile import Progress, compile_cards
+from generator.diagnostics import BuildFailed, Diagnostic, Location, error
 from generator.ids import deck_id, note_guid
 from generator.ledger import (
-    EMPTY,
     Changes,
     DeckRecord,
     Manifest,
-    compare,
+    bump,
     manifest_json,
-    next_version,
+    read_manifest,
+    unreleased_changes,
+)
+from generator.load import deck_name_key
+from generator.model import DeckSet, RenderedCard, Topic
+from generator.notetype import note_types
+from generator.package import PackagedDeck, PackagedNote, package_bytes
+from generator.publish import PublishError, publish
+from generator.release import (
+    UNRELEASED,
+    CardState,
+    changes_section,
+    mark_released,
     plan_cards,
     plan_notetype,
-    read_manifest,
+    release_label,
+    release_title,
+    released_name,
+    removal_warnings,
+    updated_changelog,
 )
-from generator.load import Content, load_content
-from generator.model import Card, DeckSet, RenderedCard, Topic
-from generator.notetype import NoteType, note_types
-from generator.package import PackagedDeck, PackagedNote, package_bytes, write_atomic
-from generator.parse import parse_card_file
-from generator.render import render_card
-from generator.validate import check_unique_ids, validate_file
 
 MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
 CHECKSUMS_FILE = "SHA256SUMS"
 ALL_TOPICS_FILE = "all-topics.apkg"
-CLOZE_NUMBER = re.compile(r"\{\{c(\d+)::")
+RELEASE_FILES = (MANIFEST_FILE, CHANGELOG_FILE, CHECKSUMS_FILE, ALL_TOPICS_FILE)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to build: strictness, deliberate renames and removals, speed."""
+
+    strict: bool = False
+    allow_rename: bool = False
+    allow_removal: bool = False
+    jobs: int = 1
+    cache: RenderCache | None = None
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
-    """A release computed in memory: its files, manifest and what changed."""
+    """A draft or release computed in memory: its files, manifest and what is unreleased."""
 
     manifest: Manifest
     previous: Manifest
-    changes: Changes
+    changes: Changes  # since the last cut release (after a release: what it contained)
     files: dict[str, bytes]
     cards: tuple[RenderedCard, ...]
     warnings: tuple[Diagnostic, ...]
+    cache_hits: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for 'decks build -v'
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,125 +95,155 @@ def compile_release(
     now: int,
     *,
     previous_changelog: str = "",
-    strict: bool = False,
-    allow_rename: bool = False,
+    options: Options = Options(),
+    release: str | None = None,
+    package: bool = True,
 ) -> BuildResult:
-    """Build every file of a release in memory; raise BuildFailed listing all errors.
+    """Build every file of a draft (or, with `release` = 'auto'|'major'|'minor'|'patch', a release) in memory.
 
-    `previous` is the manifest of the last release (EMPTY for none); `now` is the
-    mod time given to changed cards; `previous_changelog` the text to extend.
+    `previous` is the manifest in dist/ (EMPTY for none); `now` is the mod time
+    given to changed cards. Raises BuildFailed listing every problem.
     """
-    content, diagnostics = load_content(content_dir)
-    cards = _validated_cards(content, diagnostics) if content else []
-    rendered: list[RenderedCard] = []
-    for card in cards:
-        result, problems = render_card(card)
-        diagnostics.extend(problems)
-        rendered.append(result)
-    diagnostics.extend(_check_duplicate_questions(rendered))
-    if content is not None:
-        diagnostics.extend(_check_deck_names(content.deckset, previous, allow_rename))
-    errors = [d for d in diagnostics if d.severity == "error" or strict]
-    if errors or content is None:
+    started = time.perf_counter()
+    compiled = compile_cards(content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress)
+    compiled_at = time.perf_counter()
+    diagnostics = list(compiled.diagnostics)
+    content = compiled.content
+    if content is None or compiled.errors:
         raise BuildFailed(tuple(diagnostics))
-
+    rendered = compiled.cards
     types = note_types()
+    root = content.deckset.config_path.parent
+    notes = {r.card.id: _note_content(r, types[r.card.type].model_id) for r in rendered}
+    states = [
+        CardState(
+            id=r.card.id,
+            previous_ids=r.card.previous_ids,
+            path=r.card.path.relative_to(root).as_posix() if r.card.path.is_relative_to(root) else str(r.card.path),
+            topic=r.card.topic,
+            question=r.question_text,
+            hash=_content_hash(notes[r.card.id]),
+            location=Location(r.card.path, r.card.id_line, 1),
+        )
+        for r in rendered
+    ]
+    card_records, removed, problems = plan_cards(states, previous, now)
+    diagnostics.extend(problems)
+    diagnostics.extend(_check_deck_names(content.deckset, previous, options.allow_rename))
+    removal_location = Location(content.deckset.config_path.parent)
+    if release is not None and removed and not options.allow_removal:
+        diagnostics.extend(
+            error(w.location, w.message, "publish the removal with 'decks release --allow-removal'")
+            for w in removal_warnings(removed, removal_location)
+        )
+    else:
+        diagnostics.extend(removal_warnings(removed, removal_location))
     type_records = tuple(
         plan_notetype(kind, nt.model_id, nt.name, nt.definition_hash(), previous, now) for kind, nt in types.items()
     )
-    notes = {r.card.id: _note_content(r, types[r.card.type]) for r in rendered}
-    card_records = plan_cards(
-        [(r.card.id, r.card.topic, r.question_text, _content_hash(notes[r.card.id])) for r in rendered],
-        previous,
-        now,
-    )
-    changes = compare(previous, card_records, type_records)
-    topics_changed = {t.key for t in content.deckset.topics} != {d.topic for d in previous.decks}
-    version = next_version(previous, changes, topics_changed and previous is not EMPTY)
+    if any(d.severity == "error" or options.strict for d in diagnostics):
+        raise BuildFailed(tuple(diagnostics))
 
-    mods = {r.id: r for r in card_records}
-    type_mods = {t.kind: (types[t.kind], t.mod) for t in type_records}  # type: ignore[index]
-    files: dict[str, bytes] = {}
-    deck_records: list[DeckRecord] = []
-    packaged: list[tuple[PackagedDeck, list[RenderedCard]]] = []
-    for topic in content.deckset.topics:
-        topic_cards = [r for r in rendered if r.card.topic == topic.key]
-        deck = PackagedDeck(
-            deck_id(topic.key),
-            content.deckset.deck_name(topic),
-            _description(topic, content.deckset, version),
-            tuple(
-                PackagedNote(
-                    guid=note_guid(r.card.id),
-                    kind=r.card.type,
-                    fields=notes[r.card.id][1],
-                    tags=notes[r.card.id][2],
-                    mod=mods[r.card.id].mod,
-                    note_id=mods[r.card.id].note_id,
-                    due=position,
+    draft_decks = tuple(
+        DeckRecord(t.key, content.deckset.deck_name(t), f"{t.key}.apkg", deck_id(t.key), "", 0, 0,
+                   released_name(t.key, previous))
+        for t in content.deckset.topics
+    )  # fmt: skip
+    manifest = Manifest(previous.version, draft_decks, type_records, card_records, removed)
+    changes = unreleased_changes(manifest)
+    changelog_section = changes_section(UNRELEASED, manifest, changes) if changes.any else None
+    stamp = None
+    if release is not None:
+        if not changes.any:
+            raise BuildFailed(
+                (
+                    error(
+                        Location(content_dir),
+                        f"nothing to release: the sources match release {previous.version}",
+                        "edit or add cards, run 'decks build', then release",
+                    ),
                 )
-                for position, r in enumerate(topic_cards)
-            ),
-        )
-        packaged.append((deck, topic_cards))
-        data = package_bytes([deck], type_mods, [m for r in topic_cards for m in r.media])
-        file_name = f"{topic.key}.apkg"
-        files[file_name] = data
-        deck_records.append(
-            DeckRecord(
-                topic=topic.key,
-                name=deck.name,
-                file=file_name,
-                deck_id=deck.deck_id,
+            )
+        stamp = bump(previous.version, changes, None if release == "auto" else release)
+        changelog_section = changes_section(release_title(stamp, now), manifest, changes)
+        manifest = mark_released(manifest, stamp)
+    label = release_label(manifest.version, unreleased_changes(manifest).any)
+
+    files: dict[str, bytes] = {}
+    deck_records = list(manifest.decks)
+    if package:
+        records = {c.id: c for c in manifest.cards}
+        type_mods = {t.kind: (types[t.kind], t.mod) for t in type_records}  # type: ignore[index]  # kind is a CardType
+        packaged: list[tuple[PackagedDeck, list[RenderedCard]]] = []
+        for index, topic in enumerate(content.deckset.topics):
+            topic_cards = [r for r in rendered if r.card.topic == topic.key]
+            deck = PackagedDeck(
+                deck_id(topic.key),
+                content.deckset.deck_name(topic),
+                _description(topic, content.deckset, label),
+                tuple(
+                    PackagedNote(
+                        guid=note_guid(records[r.card.id].guid_id),
+                        kind=r.card.type,
+                        fields=r.fields,
+                        tags=notes[r.card.id][2],
+                        mod=records[r.card.id].mod,
+                        note_id=records[r.card.id].note_id,
+                        due=position,
+                    )
+                    for position, r in enumerate(topic_cards)
+                ),
+            )
+            packaged.append((deck, topic_cards))
+            data = package_bytes([deck], type_mods, [m for r in topic_cards for m in r.media])
+            files[f"{topic.key}.apkg"] = data
+            deck_records[index] = replace(
+                deck_records[index],
                 sha256=hashlib.sha256(data).hexdigest(),
                 notes=len(topic_cards),
-                cards=sum(_card_count(r.card) for r in topic_cards),
+                cards=sum(r.card_count for r in topic_cards),
             )
+        files[ALL_TOPICS_FILE] = package_bytes(
+            [deck for deck, _ in packaged], type_mods, [m for _, rs in packaged for r in rs for m in r.media]
         )
-    files[ALL_TOPICS_FILE] = package_bytes(
-        [deck for deck, _ in packaged], type_mods, [m for _, rs in packaged for r in rs for m in r.media]
-    )
-    manifest = Manifest(version, tuple(deck_records), type_records, card_records)
-    files[MANIFEST_FILE] = manifest_json(manifest).encode()
-    files[CHANGELOG_FILE] = updated_changelog(previous_changelog, previous, manifest, changes, now).encode()
-    files[CHECKSUMS_FILE] = "".join(
-        f"{hashlib.sha256(data).hexdigest()}  {name}\n"
-        for name, data in sorted(files.items())
-        if name.endswith(".apkg")
-    ).encode()
+    manifest = replace(manifest, decks=tuple(deck_records))
+    if package:
+        files[CHECKSUMS_FILE] = "".join(
+            f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())
+        ).encode()
+        files[CHANGELOG_FILE] = updated_changelog(previous_changelog, changelog_section, stamp=stamp).encode()
+        files[MANIFEST_FILE] = manifest_json(manifest).encode()
     warnings = tuple(d for d in diagnostics if d.severity == "warning")
-    return BuildResult(manifest, previous, changes, files, tuple(rendered), warnings)
+    timings = {"compile": compiled_at - started, "plan and package": time.perf_counter() - compiled_at}
+    return BuildResult(manifest, previous, changes, files, rendered, warnings, compiled.cache_hits, timings)
 
 
 def build(
-    content_dir: Path, dist_dir: Path, now: int, *, strict: bool = False, allow_rename: bool = False
+    content_dir: Path, dist_dir: Path, now: int, *, options: Options = Options(), release: str | None = None
 ) -> BuildResult:
-    """Build the release and write it to `dist_dir`, each file atomically."""
+    """Build the draft (or cut a release) and publish it to `dist_dir` as one unit."""
     previous = _previous_manifest(dist_dir)
     result = compile_release(
-        content_dir,
-        previous,
-        now,
-        previous_changelog=_read_text(dist_dir / CHANGELOG_FILE),
-        strict=strict,
-        allow_rename=allow_rename,
-    )
-    for name, data in sorted(result.files.items()):
-        target = dist_dir / name
-        if not target.is_file() or target.read_bytes() != data:
-            write_atomic(target, data)
-    for stale in sorted(dist_dir.glob("*.apkg")):
-        if stale.name not in result.files:
-            stale.unlink()
+        content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options,
+        release=release,
+    )  # fmt: skip
+    owned = {d.file for d in previous.decks} | set(RELEASE_FILES)
+    try:
+        publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
+    except PublishError as failure:
+        raise BuildFailed((error(Location(dist_dir), str(failure), "check free space and permissions"),)) from None
     return result
 
 
-def check(content_dir: Path, dist_dir: Path, now: int, *, strict: bool = False) -> tuple[BuildResult, list[Difference]]:
-    """Rebuild in memory and list every file in `dist_dir` that differs from it."""
+def check(
+    content_dir: Path, dist_dir: Path, now: int, *, options: Options = Options(), package: bool = True
+) -> tuple[BuildResult, list[Difference]]:
+    """Build in memory and list every file in `dist_dir` that differs (without packaging: only validate)."""
     previous = _previous_manifest(dist_dir)
     result = compile_release(
-        content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), strict=strict
-    )
+        content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options,
+        package=package,
+    )  # fmt: skip
     differences = []
     for name, data in sorted(result.files.items()):
         target = dist_dir / name
@@ -194,14 +251,22 @@ def check(content_dir: Path, dist_dir: Path, now: int, *, strict: bool = False) 
             differences.append(Difference(name, "missing: run 'decks build'"))
         elif target.read_bytes() != data:
             differences.append(Difference(name, _why_different(name, result)))
-    for stale in sorted(dist_dir.glob("*.apkg")):
-        if stale.name not in result.files:
-            differences.append(Difference(stale.name, "no longer built from any topic: run 'decks build'"))
+    if package:
+        for deck in previous.decks:
+            if deck.file not in result.files and (dist_dir / deck.file).exists():
+                differences.append(Difference(deck.file, "no longer built from any topic: run 'decks build'"))
     return result, differences
 
 
 def _read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
+    if not path.exists():
+        return ""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildFailed(
+            (error(Location(path), f"cannot read the changelog: {exc}", "restore it from version control"),)
+        ) from None
 
 
 def _previous_manifest(dist_dir: Path) -> Manifest:
@@ -212,71 +277,27 @@ def _previous_manifest(dist_dir: Path) -> Manifest:
 
 
 def _why_different(name: str, result: BuildResult) -> str:
-    changes = result.changes
+    previous = result.previous.card_index()
+    current = result.manifest.card_index()
     topic = name.removesuffix(".apkg")
-    records = {c.id: c for c in (*result.previous.cards, *result.manifest.cards)}
-    if name.endswith(".apkg") and name != ALL_TOPICS_FILE:
+    in_deck = name.endswith(".apkg") and name != ALL_TOPICS_FILE
 
-        def keep(ids: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(i for i in ids if records[i].topic == topic)
+    def touched(card_id: str) -> bool:
+        return not in_deck or current[card_id].topic == topic
 
-        changes = Changes(
-            keep(changes.added),
-            keep(changes.changed),
-            keep(changes.removed),
-            keep(changes.moved),
-            changes.notetypes_changed,
-        )
-    parts = []
-    for label, ids in (("added", changes.added), ("changed", changes.changed), ("removed", changes.removed)):
-        if ids:
-            parts.append(f"cards {label}: {', '.join(ids)}")
-    if changes.notetypes_changed:
-        parts.append(f"note types changed: {', '.join(changes.notetypes_changed)}")
+    added = [i for i in current if i not in previous and touched(i)]
+    changed = [i for i in current if i in previous and previous[i].hash != current[i].hash and touched(i)]
+    removed = [i for i in previous if i not in current and (not in_deck or previous[i].topic == topic)]
+    parts = [
+        f"cards {label}: {', '.join(sorted(ids))}"
+        for label, ids in (("added", added), ("changed", changed), ("removed", removed))
+        if ids
+    ]
     if result.manifest.version != result.previous.version:
         parts.append(f"release {result.previous.version} becomes {result.manifest.version}")
+    if not parts and in_deck:
+        return f"the deck description changed ({release_label(result.manifest.version, result.changes.any)})"
     return "; ".join(parts) or "contents differ from a fresh build: run 'decks build'"
-
-
-def _validated_cards(content: Content, diagnostics: list[Diagnostic]) -> list[Card]:
-    cards = []
-    for source in content.files:
-        parsed, problems = parse_card_file(source.path, source.text)
-        diagnostics.extend(problems)
-        if parsed is None:
-            continue
-        card, problems = validate_file(parsed, source.topic)
-        diagnostics.extend(problems)
-        if card is not None:
-            cards.append(card)
-            if not card.sources:
-                diagnostics.append(
-                    warning(
-                        Location(card.path, card.id_line, 1),
-                        "card has no 'source'",
-                        "name the seed items it answers, e.g. source: [001_109fc0eff3c94634.txt#26]",
-                    )
-                )
-    diagnostics.extend(check_unique_ids(cards))
-    return cards
-
-
-def _check_duplicate_questions(rendered: list[RenderedCard]) -> list[Diagnostic]:
-    seen: dict[str, Card] = {}
-    problems = []
-    for item in rendered:
-        key = item.question_text.casefold()
-        if key in seen:
-            problems.append(
-                warning(
-                    Location(item.card.path, item.card.front_line, 1),
-                    f"same question as {seen[key].path}",
-                    "merge the two cards, or make the questions distinct",
-                )
-            )
-        else:
-            seen[key] = item.card
-    return problems
 
 
 def _check_deck_names(deckset: DeckSet, previous: Manifest, allow_rename: bool) -> list[Diagnostic]:
@@ -287,7 +308,7 @@ def _check_deck_names(deckset: DeckSet, previous: Manifest, allow_rename: bool) 
     for topic in deckset.topics:
         old = previous.deck(topic.key)
         new_name = deckset.deck_name(topic)
-        if old is not None and old.name != new_name:
+        if old is not None and deck_name_key(old.name) != deck_name_key(new_name):
             problems.append(
                 error(
                     Location(topic.config_path, 1, 1),
@@ -299,21 +320,16 @@ def _check_deck_names(deckset: DeckSet, previous: Manifest, allow_rename: bool) 
     return problems
 
 
-def _note_content(rendered: RenderedCard, note_type: NoteType) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+def _note_content(rendered: RenderedCard, model_id: int) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
     card = rendered.card
     tags = tuple(sorted({*card.tags, card.topic}))
-    return note_type.model_id, rendered.fields, tags
+    return model_id, rendered.fields, tags
 
 
 def _content_hash(note: tuple[int, tuple[str, ...], tuple[str, ...]]) -> str:
     return hashlib.sha256(json.dumps(note).encode()).hexdigest()
 
 
-def _card_count(card: Card) -> int:
-    if card.type == "cloze":
-        return len(set(CLOZE_NUMBER.findall(card.front)))
-    return 2 if card.type == "reversed" else 1
-
-
-def _description(topic: Topic, deckset: DeckSet, version: str) -> str:
-    return f"{topic.description}<br><br><small>{deckset.name} decks, release {version}.</small>"
+def _description(topic: Topic, deckset: DeckSet, label: str) -> str:
+    """The deck description (HTML in Anki): the authors' text is escaped, never markup."""
+    return f"{html.escape(topic.description)}<br><br><small>{html.escape(deckset.name)} decks, {label}.</small>"

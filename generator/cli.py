@@ -1,17 +1,27 @@
-"""The `decks` command: a thin layer over the library in `generator.build`."""
+"""The `decks` command: a thin layer over the library in `generator.build`.
+
+The pipeline is imported inside each command, so `decks --help` stays instant.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from generator import __version__
-from generator.build import BuildResult, build, check
-from generator.diagnostics import BuildFailed, summarize
+
+if TYPE_CHECKING:
+    from generator.build import BuildResult, Options
+
+MAX_EPOCH = 253_402_300_799  # 9999-12-31
+PROGRESS_DELAY = 1.5  # seconds before a progress bar appears: short builds stay quiet
 
 content_option = click.option(
     "--content",
@@ -27,23 +37,54 @@ dist_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("dist"),
     show_default=True,
-    help="Folder for the .apkg files and the manifest.",
+    help="Folder for the .apkg files, the manifest and the changelog.",
 )
 strict_option = click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+jobs_option = click.option(
+    "--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Processes for rendering [default: all cores]."
+)
+cache_option = click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the render cache [default: build/cache next to the content folder].",
+)
+no_cache_option = click.option("--no-cache", is_flag=True, help="Render every card again.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar, only problems and the summary.")
+verbose_option = click.option("--verbose", "-v", is_flag=True, help="Also print how long each stage took.")
 
 
 def build_time() -> int:
     """The time stamped on changed cards: SOURCE_DATE_EPOCH if set, else now."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is not None:
-        if not epoch.isdigit():
-            raise click.BadParameter("SOURCE_DATE_EPOCH must be a whole number of seconds")
-        return int(epoch)
-    return int(time.time())
+    if epoch is None:
+        return int(time.time())
+    if not re.fullmatch(r"[0-9]{1,12}", epoch) or int(epoch) > MAX_EPOCH:
+        raise click.ClickException(
+            f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970 (at most {MAX_EPOCH}), not {epoch[:30]!r}"
+        )
+    return int(epoch)
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    release = "none yet"
+    manifest = Path("dist") / "manifest.json"
+    try:
+        release = str(json.loads(manifest.read_bytes())["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    click.echo(f"decks (generator {__version__}), content release {release} (from {manifest})")
+    ctx.exit()
 
 
 @click.group()
-@click.version_option(__version__, prog_name="decks")
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+    help="Show the generator version and the content release in dist/.",
+)  # fmt: skip
 def main() -> None:
     """Build Anki decks from the Markdown cards in content/."""
 
@@ -54,38 +95,67 @@ def main() -> None:
 @strict_option
 @click.option("--allow-rename", is_flag=True, help="Accept a changed deck name (existing cards keep the old deck).")
 @click.option("--check", "check_only", is_flag=True, help="Write nothing; fail if dist/ differs from a fresh build.")
-def build_command(content_dir: Path, dist_dir: Path, strict: bool, allow_rename: bool, check_only: bool) -> None:
-    """Build one .apkg per topic, plus all-topics.apkg, into dist/."""
+@jobs_option
+@cache_option
+@no_cache_option
+@quiet_option
+@verbose_option
+def build_command(
+    content_dir: Path, dist_dir: Path, strict: bool, allow_rename: bool, check_only: bool, jobs: int | None,
+    cache_dir: Path | None, no_cache: bool, quiet: bool, verbose: bool,
+) -> None:  # fmt: skip
+    """Build one .apkg per topic, plus all-topics.apkg, into dist/ (a draft: see 'decks release')."""
+    from generator.build import build, check
+    from generator.diagnostics import BuildFailed
+
+    started = time.monotonic()
+    options = _options(content_dir, strict=strict, allow_rename=allow_rename, jobs=jobs, cache_dir=cache_dir,
+                       no_cache=no_cache, quiet=quiet)  # fmt: skip
     try:
         if check_only:
-            result, differences = check(content_dir, dist_dir, build_time(), strict=strict)
+            result, differences = check(content_dir, dist_dir, build_time(), options=options)
             _report_warnings(result)
             for difference in differences:
                 click.echo(f"{dist_dir / difference.file}: out of date: {difference.reason}", err=True)
             if differences:
                 click.echo(f"{len(differences)} file(s) differ from the sources: run 'decks build'", err=True)
                 sys.exit(1)
-            click.echo(f"{dist_dir} is up to date (release {result.manifest.version})")
+            click.echo(f"{dist_dir} is up to date ({_state(result)})")
             return
-        result = build(content_dir, dist_dir, build_time(), strict=strict, allow_rename=allow_rename)
+        result = build(content_dir, dist_dir, build_time(), options=options)
     except BuildFailed as failure:
-        click.echo(str(failure), err=True)
-        sys.exit(1)
+        _fail(failure)
     _report_warnings(result)
-    notes = sum(d.notes for d in result.manifest.decks)
-    cards = sum(d.cards for d in result.manifest.decks)
-    click.echo(
-        f"built {len(result.manifest.decks)} decks ({notes} notes, {cards} cards) "
-        f"into {dist_dir}, release {result.manifest.version}"
-    )
-    changes = result.changes
-    if not result.previous.cards:
-        click.echo("first release")
-    elif changes.any:
-        click.echo(
-            f"since {result.previous.version}: {len(changes.added)} added, {len(changes.changed)} changed, "
-            f"{len(changes.removed)} removed, {len(changes.moved)} moved"
-        )
+    _summary("built", result, started, verbose)
+    if result.changes.any:
+        click.echo("unreleased changes are listed in CHANGELOG.md; 'decks release' publishes them")
+
+
+@main.command("release")
+@click.argument("part", type=click.Choice(["auto", "major", "minor", "patch"]), default="auto")
+@content_option
+@dist_option
+@click.option("--allow-removal", is_flag=True, help="Publish the removal of cards users already have.")
+@click.option("--allow-rename", is_flag=True, help="Accept a changed deck name (existing cards keep the old deck).")
+@jobs_option
+@cache_option
+@quiet_option
+def release_command(
+    part: str, content_dir: Path, dist_dir: Path, allow_removal: bool, allow_rename: bool, jobs: int | None,
+    cache_dir: Path | None, quiet: bool,
+) -> None:  # fmt: skip
+    """Cut a release from the unreleased changes: PART is the version bump (auto: from the changes)."""
+    from generator.build import build
+    from generator.diagnostics import BuildFailed
+
+    started = time.monotonic()
+    options = _options(content_dir, strict=True, allow_rename=allow_rename, allow_removal=allow_removal, jobs=jobs,
+                       cache_dir=cache_dir, no_cache=False, quiet=quiet)  # fmt: skip
+    try:
+        result = build(content_dir, dist_dir, build_time(), options=options, release=part)
+    except BuildFailed as failure:
+        _fail(failure)
+    _summary(f"released {result.manifest.version}:", result, started, False)
 
 
 @main.command("new")
@@ -93,67 +163,77 @@ def build_command(content_dir: Path, dist_dir: Path, strict: bool, allow_rename:
 @click.argument("topic")
 @click.argument("slug")
 @click.option("--type", "card_type", type=click.Choice(["basic", "reversed", "cloze"]), default="basic")
-@click.option("--question", default="Your question?", help="The question (front) to start with.")
-def new_command(content_dir: Path, topic: str, slug: str, card_type: str, question: str) -> None:
+@click.option("--question", default=None, help="The question (front) to start with.")
+def new_command(content_dir: Path, topic: str, slug: str, card_type: str, question: str | None) -> None:
     """Create content/TOPIC/SLUG.md with the id TOPIC-SLUG, ready to edit."""
-    from generator.scaffold import ScaffoldError, new_card
+    from generator.scaffold import PLACEHOLDER_QUESTION, ScaffoldError, new_card
 
     try:
-        path = new_card(content_dir, topic, slug, card_type, question)  # type: ignore[arg-type]
+        path = new_card(content_dir, topic, slug, card_type, question or PLACEHOLDER_QUESTION)  # type: ignore[arg-type]  # a Choice of CardType
     except ScaffoldError as problem:
         raise click.ClickException(str(problem)) from problem
-    click.echo(f"created {path}")
+    click.echo(f"created {path}: replace the template text, then 'decks check {path}'")
 
 
 @main.command("changelog")
 @content_option
 @dist_option
 def changelog_command(content_dir: Path, dist_dir: Path) -> None:
-    """Print what the next build would record, or else the latest release's notes."""
-    from generator.build import CHANGELOG_FILE
-    from generator.changelog import latest_section, release_section
+    """Print the unreleased changes (as the next build records them), or else the latest release's notes."""
+    from generator.build import check
+    from generator.diagnostics import BuildFailed
+    from generator.release import UNRELEASED, changes_section, latest_section
 
-    now = build_time()
     try:
-        result, _ = check(content_dir, dist_dir, now)
+        result, _ = check(content_dir, dist_dir, build_time(), package=False)
     except BuildFailed as failure:
-        click.echo(str(failure), err=True)
-        sys.exit(1)
-    if result.changes.any and result.manifest.version != result.previous.version:
-        click.echo("Not yet built (run 'decks build'):\n")
-        click.echo(release_section(result.previous, result.manifest, result.changes, now))
+        _fail(failure)
+    if result.changes.any:
+        click.echo(changes_section(UNRELEASED, result.manifest, result.changes))
         return
-    changelog = dist_dir / CHANGELOG_FILE
-    click.echo(latest_section(changelog.read_text(encoding="utf-8") if changelog.is_file() else ""))
+    changelog = dist_dir / "CHANGELOG.md"
+    click.echo(latest_section(changelog.read_text(encoding="utf-8", errors="replace") if changelog.is_file() else ""))
 
 
 @main.command("check")
 @content_option
+@dist_option
 @strict_option
 @click.option("--run-code", is_flag=True, help="Also run every python block and compare its output with the card.")
-@click.option("--jobs", type=click.IntRange(1), default=2, show_default=True, help="Cards run in parallel.")
+@jobs_option
+@cache_option
 @click.argument("only", nargs=-1, type=click.Path(path_type=Path))
-def check_command(content_dir: Path, strict: bool, run_code: bool, jobs: int, only: tuple[Path, ...]) -> None:
-    """Validate and render every card without writing anything.
+def check_command(
+    content_dir: Path, dist_dir: Path, strict: bool, run_code: bool, jobs: int | None, cache_dir: Path | None,
+    only: tuple[Path, ...],
+) -> None:  # fmt: skip
+    """Run the build's validation and identity guards (against dist/manifest.json) without packaging.
 
-    With ONLY (card files or topic folders), --run-code runs just those cards.
+    With ONLY (card files or topic folders), report and run just those cards.
     """
-    from generator.build import compile_release
-    from generator.ledger import EMPTY
+    from generator.build import check
+    from generator.diagnostics import BuildFailed, summarize
 
+    options = _options(content_dir, strict=strict, allow_rename=False, jobs=jobs, cache_dir=cache_dir,
+                       no_cache=False, quiet=True)  # fmt: skip
     try:
-        result = compile_release(content_dir, EMPTY, 0, strict=strict)
+        result, _ = check(content_dir, dist_dir, build_time(), options=options, package=False)
     except BuildFailed as failure:
-        click.echo(str(failure), err=True)
-        sys.exit(1)
-    _report_warnings(result)
-    click.echo(f"{len(result.cards)} cards OK")
+        shown = tuple(d for d in failure.diagnostics if _selected(d.location.path, only))
+        if shown:
+            click.echo("\n".join(d.format() for d in shown), err=True)
+            click.echo(summarize(shown), err=True)
+            sys.exit(1)
+        result = None
+    if result is not None:
+        _report_warnings(result, only)
+    chosen = [r.card for r in result.cards if _selected(r.card.path, only)] if result is not None else []
+    click.echo(f"{len(chosen) if only else len(result.cards) if result else 0} cards OK")
     if not run_code:
         return
     from generator.runcode import extract_program, run_programs
 
-    chosen = [r.card for r in result.cards if _selected(r.card.path, only)]
-    report = run_programs([extract_program(card) for card in chosen], workers=jobs)
+    report = run_programs([extract_program(card) for card in chosen], workers=jobs or 2)
     for problem in report.problems:
         click.echo(problem.format(), err=True)
     click.echo(
@@ -164,6 +244,68 @@ def check_command(content_dir: Path, strict: bool, run_code: bool, jobs: int, on
         sys.exit(1)
 
 
+def _options(
+    content_dir: Path, *, strict: bool, allow_rename: bool, jobs: int | None, cache_dir: Path | None,
+    no_cache: bool, quiet: bool, allow_removal: bool = False,
+) -> Options:  # fmt: skip
+    from generator.build import Options
+    from generator.cache import RenderCache
+    from generator.compile import default_jobs
+
+    cache = None
+    if not no_cache:
+        cache = RenderCache(cache_dir or content_dir.resolve().parent / "build" / "cache")
+    progress = None if quiet or not sys.stderr.isatty() else _ProgressLine()
+    return Options(strict, allow_rename, allow_removal, jobs or default_jobs(), cache, progress)
+
+
+class _ProgressLine:
+    """A one-line progress bar on stderr, shown only once a build has run for a moment."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if time.monotonic() - self.started < PROGRESS_DELAY and done < total:
+            return
+        if not self.shown and done >= total:
+            return  # finished before the delay: never draw
+        self.shown = True
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} cards", err=True, nl=False)
+        if end:
+            click.echo("", err=True)
+
+
+def _summary(verb: str, result: BuildResult, started: float, verbose: bool) -> None:
+    notes = sum(d.notes for d in result.manifest.decks)
+    cards = sum(d.cards for d in result.manifest.decks)
+    seconds = time.monotonic() - started
+    click.echo(
+        f"{verb} {len(result.manifest.decks)} decks ({notes} notes, {cards} cards) in {seconds:.1f} s, "
+        f"{result.cache_hits} of {len(result.cards)} cards from the cache; {_state(result)}"
+    )
+    if verbose:
+        for stage, spent in result.timings.items():
+            click.echo(f"  {stage}: {spent:.2f} s")
+
+
+def _state(result: BuildResult) -> str:
+    from generator.release import release_label
+
+    return release_label(
+        result.manifest.version, result.changes.any and result.manifest.version == result.previous.version
+    )
+
+
+def _fail(failure: Exception) -> None:
+    click.echo(str(failure), err=True)
+    sys.exit(1)
+
+
 def _selected(path: Path, only: tuple[Path, ...]) -> bool:
     if not only:
         return True
@@ -171,8 +313,68 @@ def _selected(path: Path, only: tuple[Path, ...]) -> bool:
     return any(resolved == o.resolve() or o.resolve() in resolved.parents for o in only)
 
 
-def _report_warnings(result: BuildResult) -> None:
-    for diagnostic in result.warnings:
+def _report_warnings(result: BuildResult, only: tuple[Path, ...] = ()) -> None:
+    from generator.diagnostics import summarize
+
+    shown = tuple(d for d in result.warnings if _selected(d.location.path, only))
+    for diagnostic in shown:
         click.echo(diagnostic.format(), err=True)
-    if result.warnings:
-        click.echo(summarize(result.warnings), err=True)
+    if shown:
+        click.echo(summarize(shown), err=True)
+
+
+@main.command("preview")
+@content_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/preview"),
+    show_default=True,
+    help="Folder for the preview site.",
+)
+@click.option("--serve", is_flag=True, help="Serve the site, rebuild cards as they are saved, reload open pages.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port for --serve (0: any free one)."
+)
+def preview_command(content_dir: Path, out_dir: Path, serve: bool, port: int) -> None:
+    """Write a site showing every card as reviewers see it: light and night, desktop and phone width.
+
+    With --serve, http://127.0.0.1:PORT/ shows it and follows your edits.
+    """
+    from generator.diagnostics import summarize
+    from generator.preview import PreviewError, PreviewSite
+
+    try:
+        site = PreviewSite(content_dir, out_dir)
+    except PreviewError as problem:
+        raise click.ClickException(str(problem)) from problem
+    if serve:
+        from generator.preview_server import serve as serve_site
+
+        try:
+            serve_site(site, port, click.echo)
+        except PreviewError as problem:
+            raise click.ClickException(str(problem)) from problem
+        except KeyboardInterrupt:
+            click.echo("stopped")
+        return
+    report = site.build()
+    for diagnostic in report.diagnostics:
+        click.echo(diagnostic.format(), err=True)
+    if report.diagnostics:
+        click.echo(summarize(report.diagnostics), err=True)
+    click.echo(f"previewed {report.cards} cards: open {out_dir / 'index.html'}")
+
+
+@main.command("stats")
+@content_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats_command(content_dir: Path, as_json: bool) -> None:
+    """Count cards per topic and type, tags, code, formulas and tables, and answer lengths."""
+    from generator.stats import content_stats, stats_text
+
+    stats = content_stats(content_dir)
+    if stats is None:
+        raise click.ClickException(f"cannot read the content folder {content_dir}: run 'decks check'")
+    click.echo(json.dumps(stats.as_json(), indent=2) if as_json else stats_text(stats))

@@ -1,33 +1,54 @@
-"""The release manifest: what each release contained, and the mod times it promised.
+"""The manifest: what `dist/` holds now, what the last release held, and the mod times promised.
 
 Anki updates a note on import only when the package's note mod time is strictly
 newer than the collection's. The manifest, committed next to the decks, keeps per
 card its content hash and mod: an unchanged card keeps its mod (so rebuilds are
 byte-identical and users' own edits survive), a changed card gets a newer one.
 Note types are treated the same way. The clock (`now`) is read only for changes.
+
+Each record also keeps what the last cut release had (`released_hash`, ...), so
+the changes since that release can be listed at any time as one Unreleased
+section, however many draft builds came in between.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 from generator.diagnostics import Diagnostic, Location, error
-from generator.ids import NOTE_ID_SPACING
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+NO_RELEASE = "0.0.0"
 FIRST_VERSION = "1.0.0"
+VERSION = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
+MAX_MOD = 253_402_300_799  # 9999-12-31, the last second Anki's importer and Python's dates agree on
 
 
 @dataclass(frozen=True, slots=True)
 class CardRecord:
     id: str
+    guid_id: str  # the id the note's GUID comes from: its oldest id, kept across renames
+    path: str  # the card file, relative to the content folder ('' if not yet known)
     topic: str
     question: str
     hash: str
     mod: int
     note_id: int
+    released_hash: str | None  # None: added since the last release
+    released_topic: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedRecord:
+    """A card of the last release that the sources no longer have."""
+
+    id: str
+    topic: str
+    question: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +58,7 @@ class NoteTypeRecord:
     name: str
     hash: str
     mod: int
+    released_hash: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,55 +70,85 @@ class DeckRecord:
     sha256: str
     notes: int
     cards: int
+    released_name: str | None  # None: a topic added since the last release
 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    version: str
+    version: str  # the last cut release
     decks: tuple[DeckRecord, ...]
     notetypes: tuple[NoteTypeRecord, ...]
     cards: tuple[CardRecord, ...]
+    removed: tuple[RemovedRecord, ...] = ()
 
-    def card(self, card_id: str) -> CardRecord | None:
-        return next((c for c in self.cards if c.id == card_id), None)
+    def card_index(self) -> dict[str, CardRecord]:
+        return {c.id: c for c in self.cards}
 
     def deck(self, topic: str) -> DeckRecord | None:
         return next((d for d in self.decks if d.topic == topic), None)
 
 
-EMPTY = Manifest("0.0.0", (), (), ())
+EMPTY = Manifest(NO_RELEASE, (), (), ())
 
 
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """How one release's cards differ from the previous one's."""
+    """How the cards differ from the last release's."""
 
     added: tuple[str, ...]
     changed: tuple[str, ...]
     removed: tuple[str, ...]
     moved: tuple[str, ...]
     notetypes_changed: tuple[str, ...]
+    decks_changed: tuple[str, ...] = ()  # topics added, dropped or renamed
 
     @property
     def any(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.moved or self.notetypes_changed)
+        return bool(
+            self.added or self.changed or self.removed or self.moved or self.notetypes_changed or self.decks_changed
+        )
+
+
+def unreleased_changes(manifest: Manifest) -> Changes:
+    """Everything that differs from the last cut release."""
+    cards = manifest.cards
+    return Changes(
+        added=tuple(c.id for c in cards if c.released_hash is None),
+        changed=tuple(c.id for c in cards if c.released_hash is not None and c.released_hash != c.hash),
+        removed=tuple(r.id for r in manifest.removed),
+        moved=tuple(c.id for c in cards if c.released_topic is not None and c.released_topic != c.topic),
+        notetypes_changed=tuple(n.kind for n in manifest.notetypes if n.released_hash != n.hash),
+        decks_changed=tuple(d.topic for d in manifest.decks if d.released_name != d.name),
+    )
+
+
+def bump(version: str, changes: Changes, part: str | None = None) -> str:
+    """The next semantic version: removals major, additions and moves minor, edits patch."""
+    if version == NO_RELEASE:
+        return FIRST_VERSION
+    major, minor, patch = (int(p) for p in version.split("."))
+    if part is None:
+        if changes.removed:
+            part = "major"
+        elif changes.added or changes.moved or changes.decks_changed:
+            part = "minor"
+        else:
+            part = "patch"
+    if part == "major":
+        return f"{major + 1}.0.0"
+    if part == "minor":
+        return f"{major}.{minor + 1}.0"
+    return f"{major}.{minor}.{patch + 1}"
 
 
 def read_manifest(path: Path) -> tuple[Manifest | None, list[Diagnostic]]:
     """Read a manifest; a missing file means no previous release."""
-    if not path.is_file():
+    if not path.exists():
         return EMPTY, []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"unsupported manifest format {data.get('format')!r}")
-        manifest = Manifest(
-            version=str(data["version"]),
-            decks=tuple(DeckRecord(**d) for d in data["decks"]),
-            notetypes=tuple(NoteTypeRecord(**n) for n in data["notetypes"]),
-            cards=tuple(CardRecord(**c) for c in data["cards"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+        manifest = _from_json(data)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         return None, [
             error(
                 Location(path),
@@ -115,66 +167,65 @@ def manifest_json(manifest: Manifest) -> str:
         "decks": [asdict(d) for d in manifest.decks],
         "notetypes": [asdict(n) for n in manifest.notetypes],
         "cards": [asdict(c) for c in manifest.cards],
+        "removed": [asdict(r) for r in manifest.removed],
     }
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def plan_cards(current: list[tuple[str, str, str, str]], previous: Manifest, now: int) -> tuple[CardRecord, ...]:
-    """Give each (id, topic, question, hash) its mod and note id, keeping those of unchanged cards."""
-    records: list[CardRecord] = []
-    new_ids: list[tuple[str, str, str, str]] = []
-    for card_id, topic, question, content_hash in sorted(current):
-        old = previous.card(card_id)
-        if old is None:
-            new_ids.append((card_id, topic, question, content_hash))
-        elif old.hash == content_hash:
-            records.append(replace(old, topic=topic, question=question))
-        else:
-            records.append(replace(old, topic=topic, question=question, hash=content_hash, mod=max(old.mod + 1, now)))
-    # New notes get ids after every id used so far, so they never collide with old ones.
-    used = [c.note_id for c in previous.cards]
-    base = max([now * 1000, *(i + NOTE_ID_SPACING for i in used)])
-    base += -base % NOTE_ID_SPACING
-    for index, (card_id, topic, question, content_hash) in enumerate(new_ids):
-        note_id = base + index * NOTE_ID_SPACING
-        records.append(CardRecord(card_id, topic, question, content_hash, now, note_id))
-    return tuple(sorted(records, key=lambda c: c.id))
-
-
-def plan_notetype(
-    kind: str, model_id: int, name: str, content_hash: str, previous: Manifest, now: int
-) -> NoteTypeRecord:
-    """Keep a note type's mod while its definition is unchanged; move it forward otherwise."""
-    old = next((n for n in previous.notetypes if n.kind == kind), None)
-    if old is not None and old.hash == content_hash:
-        return replace(old, name=name, model_id=model_id)
-    mod = now if old is None else max(old.mod + 1, now)
-    return NoteTypeRecord(kind, model_id, name, content_hash, mod)
-
-
-def compare(previous: Manifest, cards: tuple[CardRecord, ...], notetypes: tuple[NoteTypeRecord, ...]) -> Changes:
-    """List what changed between the previous release and this one."""
-    old = {c.id: c for c in previous.cards}
-    new = {c.id: c for c in cards}
-    old_types = {n.kind: n.hash for n in previous.notetypes}
-    return Changes(
-        added=tuple(sorted(new.keys() - old.keys())),
-        changed=tuple(sorted(i for i in new.keys() & old.keys() if new[i].hash != old[i].hash)),
-        removed=tuple(sorted(old.keys() - new.keys())),
-        moved=tuple(sorted(i for i in new.keys() & old.keys() if new[i].topic != old[i].topic)),
-        notetypes_changed=tuple(sorted(n.kind for n in notetypes if old_types.get(n.kind) != n.hash)),
+def _from_json(data: Any) -> Manifest:
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    file_format = data.get("format")
+    if file_format not in (1, MANIFEST_FORMAT):
+        raise ValueError(f"unsupported manifest format {file_format!r}")
+    version = data["version"]
+    if not isinstance(version, str) or not VERSION.match(version):
+        raise ValueError(f"invalid version {version!r}")
+    if file_format == 1:
+        # Format 1 was written only by cut releases: everything in it is released.
+        for card in _list(data, "cards"):
+            if isinstance(card, dict):
+                card.update(
+                    guid_id=card.get("id"), path="", released_hash=card.get("hash"), released_topic=card.get("topic")
+                )
+        for notetype in _list(data, "notetypes"):
+            if isinstance(notetype, dict):
+                notetype["released_hash"] = notetype.get("hash")
+        for deck in _list(data, "decks"):
+            if isinstance(deck, dict):
+                deck["released_name"] = deck.get("name")
+    return Manifest(
+        version=version,
+        decks=tuple(_record(DeckRecord, d) for d in _list(data, "decks")),
+        notetypes=tuple(_record(NoteTypeRecord, n) for n in _list(data, "notetypes")),
+        cards=tuple(_record(CardRecord, c) for c in _list(data, "cards")),
+        removed=tuple(_record(RemovedRecord, r) for r in data.get("removed", [])),
     )
 
 
-def next_version(previous: Manifest, changes: Changes, topics_changed: bool) -> str:
-    """Semantic version of the content: removals major, additions minor, edits patch."""
-    if previous is EMPTY or not previous.cards:
-        return FIRST_VERSION
-    major, minor, patch = (int(part) for part in previous.version.split("."))
-    if changes.removed:
-        return f"{major + 1}.0.0"
-    if changes.added or changes.moved or topics_changed:
-        return f"{major}.{minor + 1}.0"
-    if changes.changed or changes.notetypes_changed:
-        return f"{major}.{minor}.{patch + 1}"
-    return previous.version
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list):
+        raise ValueError(f"'{key}' must be a list")
+    return value
+
+
+R = TypeVar("R")
+_FIELD_TYPES = {"int": int, "str": str, "str | None": (str, type(None))}
+
+
+def _record(cls: type[R], data: Any) -> R:
+    """Build a record, checking every field's type, so a damaged manifest is an error here, not a crash later."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a {cls.__name__} must be an object")
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]  # a dataclass type
+    if set(data) != set(names):
+        raise ValueError(f"a {cls.__name__} needs exactly the keys {', '.join(names)}")
+    for field in fields(cls):  # type: ignore[arg-type]
+        expected = _FIELD_TYPES[str(field.type)]
+        value = data[field.name]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ValueError(f"{cls.__name__}.{field.name} has the wrong type: {value!r}"[:200])
+        if isinstance(value, int) and not 0 <= value <= (MAX_MOD * 1000 if field.name.endswith("id") else MAX_MOD):
+            raise ValueError(f"{cls.__name__}.{field.name} is out of range: {value!r}")
+    return cls(**data)

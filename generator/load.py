@@ -284,7 +284,7 @@ def _deck_name_problem(name: str) -> str | None:
     if len(name) > MAX_NAME_LENGTH:
         return f"is longer than {MAX_NAME_LENGTH} characters"
     if any(char in name for char in '<>"') or CONTROL_CHARACTER.search(name) or "\t" in name:
-        return "cannot contain <, >, \" or control characters"
+        return 'cannot contain <, >, " or control characters'
     return None
 
 

@@ -42,6 +42,7 @@ class Card:
     type: CardType
     tags: tuple[str, ...]
     sources: tuple[str, ...]
+    previous_ids: tuple[str, ...]  # earlier ids of this note, oldest first (a declared rename)
     front: str
     back: str
     path: Path
@@ -67,3 +68,4 @@ class RenderedCard:
     fields: tuple[str, ...]
     media: tuple[MediaFile, ...]
     question_text: str  # the front as plain text, for changelogs
+    card_count: int  # the Anki cards this note makes, counted from its fields as Anki reads them

@@ -19,6 +19,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 
+from generator.cloze import cloze_ordinals
 from generator.diagnostics import Diagnostic, Location, error
 from generator.images import svg_problem
 from generator.model import Card, MediaFile, RenderedCard
@@ -31,6 +32,7 @@ EXTERNAL_SRC = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 IMAGE_TYPES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
 MAX_IMAGE_BYTES = 5_000_000
 HTML_MARKS = ("<", "](", "]:")  # raw HTML, inline links, reference links
+CLOZE_HINT = "write each deletion as {{c1::text}}, closed, and not inside another deletion"
 SANITISER_HINT = "see 'HTML in cards' in content/README.md for what a card may contain"
 
 
@@ -40,19 +42,30 @@ def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
     front, front_media, front_problems = render_markdown(card.front, card.path, card.front_line, cloze=cloze)
     back, back_media, back_problems = render_markdown(card.back, card.path, card.back_line, cloze=cloze)
     media = {item.name: item for item in (*front_media, *back_media)}
+    problems = [*front_problems, *back_problems]
+    card_count = 2 if card.type == "reversed" else 1
+    if cloze:
+        ordinals, problem = cloze_ordinals(front)
+        card_count = len(set(ordinals))
+        if problem is not None:
+            problems.append(error(Location(card.path, card.front_line, 1), problem, CLOZE_HINT))
     rendered = RenderedCard(
         card=card,
         fields=(front, back, card.id),
         media=tuple(media[name] for name in sorted(media)),
         question_text=question_text(card),
+        card_count=card_count,
     )
-    return rendered, [*front_problems, *back_problems]
+    return rendered, problems
 
 
 def question_text(card: Card) -> str:
-    """The question as one line of plain text (the heading without its Markdown)."""
+    """The question as one line of plain text (the heading rendered, without its markup)."""
     first_line = card.front.split("\n", 1)[0]
-    return re.sub(r"[*_`]", "", first_line).strip()
+    if not any(mark in first_line for mark in "*_`\\<&["):
+        return first_line.strip()
+    rendered, _media, _problems = render_markdown(first_line, card.path, card.front_line)
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", "", rendered)).split())
 
 
 def render_markdown(

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from generator.model import CardType
-from generator.validate import CARD_ID
+from generator.validate import CARD_ID, MAX_ID_LENGTH, PLACEHOLDER_QUESTION, PLACEHOLDER_TEXTS
 
+__all__ = ["PLACEHOLDER_QUESTION", "ScaffoldError", "new_card"]
+
+# Every template sentence is refused by the validator until it is replaced.
 TEMPLATES: dict[CardType, str] = {
-    "basic": "# {question}\n\nThe answer: a direct sentence first, then at most a few bullets.\n",
-    "reversed": "# {question}\n\nA short definition (the reverse card asks for the term).\n",
-    "cloze": (
-        "# {question}\n\nThe {{{{c1::hidden part}}}} of a fact worth remembering.\n"
-        "%\nExtra notes shown on the answer side.\n"
-    ),
+    "basic": "# {question}\n\n" + PLACEHOLDER_TEXTS[0] + "\n",
+    "reversed": "# {question}\n\n" + PLACEHOLDER_TEXTS[1] + "\n",
+    "cloze": "# {question}\n\n" + PLACEHOLDER_TEXTS[2] + "\n%\n" + PLACEHOLDER_TEXTS[3] + "\n",
 }
 
 
@@ -25,17 +25,28 @@ def new_card(content_dir: Path, topic: str, slug: str, card_type: CardType, ques
     """Write `content/<topic>/<slug>.md` with id `<topic>-<slug>`; never overwrite anything."""
     folder = content_dir / topic
     if not (folder / "topic.yaml").is_file():
-        raise ScaffoldError(f"{folder} is not a topic folder (no topic.yaml)")
+        topics = sorted(p.parent.name for p in content_dir.glob("*/topic.yaml"))
+        raise ScaffoldError(f"unknown topic '{topic}': choose one of {', '.join(topics) or '(none yet)'}")
     card_id = f"{topic}-{slug}"
-    if not CARD_ID.match(card_id):
-        raise ScaffoldError(f"'{slug}' makes the invalid id '{card_id}': use lower-case words joined by '-'")
+    if not CARD_ID.match(card_id) or len(card_id) > MAX_ID_LENGTH:
+        raise ScaffoldError(
+            f"'{slug[:40]}' makes an invalid id: use lower-case words joined by '-', "
+            f"at most {MAX_ID_LENGTH} characters with the topic"
+        )
     path = folder / f"{slug}.md"
     if path.exists():
         raise ScaffoldError(f"{path} already exists")
+    needle = f"\nid: {card_id}\n".encode()
     for other in content_dir.glob("*/*.md"):
-        if f"\nid: {card_id}\n" in other.read_text(encoding="utf-8"):
-            raise ScaffoldError(f"id '{card_id}' is already used by {other}")
+        try:
+            if needle in other.read_bytes():
+                raise ScaffoldError(f"id '{card_id}' is already used by {other}")
+        except OSError:
+            continue  # an unreadable card is reported by 'decks check', not here
     type_line = "" if card_type == "basic" else f"type: {card_type}\n"
     front_matter = f"---\nid: {card_id}\ntags: [concept]\nsource: []\n{type_line}---\n"
-    path.write_text(front_matter + TEMPLATES[card_type].format(question=question), encoding="utf-8")
+    try:
+        path.write_text(front_matter + TEMPLATES[card_type].replace("{question}", question), encoding="utf-8")
+    except OSError as exc:
+        raise ScaffoldError(f"cannot write {path}: {exc.strerror}") from exc
     return path

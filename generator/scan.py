@@ -7,6 +7,7 @@ but are skipped so that a `$` inside backticks is not taken for math.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,11 +141,16 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
     segments: list[Segment] = []
     diagnostics: list[Diagnostic] = []
     buffer: list[str] = []
+    index = _DelimiterIndex(text)
 
     def locate(position: int) -> Location:
         line = text.count("\n", 0, position)
         col = position - (text.rfind("\n", 0, position) + 1)
         return Location(path, first_line + line, col + 1)
+
+    def report(position: int, message: str, hint: str) -> None:
+        if len(diagnostics) < MAX_PROBLEMS_PER_BLOCK:
+            diagnostics.append(error(locate(position), message, hint))
 
     def emit_math(tex: str, display: bool, position: int) -> None:
         if buffer:
@@ -154,6 +160,13 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
 
     i, n = 0, len(text)
     while i < n:
+        # Copy plain text up to the next character that can start something.
+        special = _SPECIAL.search(text, i)
+        stop = n if special is None else special.start()
+        if stop > i:
+            buffer.append(text[i:stop])
+            i = stop
+            continue
         char = text[i]
         if char == "\\" and i + 1 < n:
             following = text[i + 1]
@@ -162,11 +175,9 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
                 i += 2
             elif following in "([":
                 closer = "\\)" if following == "(" else "\\]"
-                end = text.find(closer, i + 2)
+                end = index.next(closer, i + 2)
                 if end == -1:
-                    diagnostics.append(
-                        error(locate(i), f"'\\{following}' is never closed", f"close the formula with '{closer}'")
-                    )
+                    report(i, f"'\\{following}' is never closed", f"close the formula with '{closer}'")
                     buffer.append(text[i : i + 2])
                     i += 2
                 else:
@@ -174,9 +185,7 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
                     i = end + 2
             elif following in ")]":
                 opener = "\\(" if following == ")" else "\\["
-                diagnostics.append(
-                    error(locate(i), f"'\\{following}' has no matching '{opener}'", f"open the formula with '{opener}'")
-                )
+                report(i, f"'\\{following}' has no matching '{opener}'", f"open the formula with '{opener}'")
                 buffer.append(text[i : i + 2])
                 i += 2
             else:
@@ -184,24 +193,24 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
                 i += 2
         elif char == "`":
             run = _run_length(text, i, "`")
-            end = _find_backtick_run(text, i + run, run)
+            end = index.backtick_run(i + run, run)
             stop = i + run if end is None else end + run
             buffer.append(text[i:stop])
             i = stop
         elif char == "$":
             if text.startswith("$$", i):
-                end = text.find("$$", i + 2)
+                end = index.next("$$", i + 2)
                 if end == -1:
-                    diagnostics.append(error(locate(i), "'$$' is never closed", "close the formula with '$$'"))
+                    report(i, "'$$' is never closed", "close the formula with '$$'")
                     buffer.append("$$")
                     i += 2
                 else:
                     emit_math(text[i + 2 : end], True, i)
                     i = end + 2
             else:
-                end = _find_inline_dollar_close(text, i)
+                end = index.inline_dollar_close(i)
                 if end is None:
-                    diagnostics.append(error(locate(i), "'$' has no matching closing '$'", DOLLAR_HINT))
+                    report(i, "'$' has no matching closing '$'", DOLLAR_HINT)
                     buffer.append("$")
                     i += 1
                 else:
@@ -215,6 +224,10 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
     return segments, diagnostics
 
 
+_SPECIAL = re.compile(r"[\\`$]")
+MAX_PROBLEMS_PER_BLOCK = 20  # a runaway file gets a readable report, not thousands of lines
+
+
 def _run_length(text: str, start: int, char: str) -> int:
     end = start
     while end < len(text) and text[end] == char:
@@ -222,39 +235,55 @@ def _run_length(text: str, start: int, char: str) -> int:
     return end - start
 
 
-def _find_backtick_run(text: str, start: int, length: int) -> int | None:
-    """Find a run of exactly `length` backticks, as CommonMark code spans need."""
-    i = start
-    while i < len(text):
-        if text[i] == "`":
-            run = _run_length(text, i, "`")
-            if run == length:
-                return i
-            i += run
-        else:
-            i += 1
-    return None
+class _DelimiterIndex:
+    """Where closing delimiters are, computed once per text, so that scanning stays linear.
 
-
-def _find_inline_dollar_close(text: str, start: int) -> int | None:
-    """Find the `$` closing inline math opened at `start` (Pandoc's rules).
-
-    The opening `$` must be followed by a non-space, the closing one preceded by
-    a non-space and not followed by a digit; math never spans a blank line.
+    Searching from every opener to the end of the text is quadratic on text
+    full of unmatched `$`, `\\(` or backticks.
     """
-    if start + 1 >= len(text) or text[start + 1].isspace():
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._found: dict[str, int] = {}
+        self._runs: dict[int, list[int]] = {}
+        for match in re.finditer(r"`+", text):
+            self._runs.setdefault(len(match.group()), []).append(match.start())
+        # Candidate closers of inline math: an unescaped `$` after a non-space, not before a digit.
+        self._dollar_closers = [
+            p
+            for p in (m.end() - 1 for m in re.finditer(r"(?<!\\)(?:\\\\)*\$", text))
+            if p > 0 and not text[p - 1].isspace() and not (p + 1 < len(text) and text[p + 1].isdigit())
+        ]
+        self._paragraph_ends = [m.start() for m in re.finditer("\n\n", text)]
+
+    def next(self, needle: str, start: int) -> int:
+        """Index of `needle` at or after `start`, or -1; each needle's search moves only forward."""
+        found = self._found.get(needle)
+        if found is None or (found != -1 and found < start):
+            found = self.text.find(needle, start)
+            self._found[needle] = found
+        return found
+
+    def backtick_run(self, start: int, length: int) -> int | None:
+        """Start of the first run of exactly `length` backticks at or after `start` (CommonMark code spans)."""
+        positions = self._runs.get(length, [])
+        index = bisect.bisect_left(positions, start)
+        return positions[index] if index < len(positions) else None
+
+    def inline_dollar_close(self, start: int) -> int | None:
+        """The `$` closing inline math opened at `start` (Pandoc's rules).
+
+        The opening `$` must be followed by a non-space, the closing one preceded
+        by a non-space and not followed by a digit; math never spans a blank line.
+        """
+        text = self.text
+        if start + 1 >= len(text) or text[start + 1].isspace():
+            return None
+        ends = self._paragraph_ends
+        paragraph = bisect.bisect_left(ends, start)
+        limit = ends[paragraph] if paragraph < len(ends) else len(text)
+        closers = self._dollar_closers
+        index = bisect.bisect_right(closers, start)
+        if index < len(closers) and closers[index] < limit:
+            return closers[index]
         return None
-    paragraph_end = text.find("\n\n", start)
-    limit = len(text) if paragraph_end == -1 else paragraph_end
-    i = start + 1
-    while i < limit:
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == "$":
-            before_ok = not text[i - 1].isspace()
-            after_ok = i + 1 >= len(text) or not text[i + 1].isdigit()
-            if before_ok and after_ok:
-                return i
-        i += 1
-    return None

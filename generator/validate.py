@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterable
 
 from pygments.lexers import get_all_lexers, get_lexer_by_name
 from pygments.util import ClassNotFound
@@ -30,7 +29,16 @@ TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")
 SOURCE = re.compile(r"^([\w.-]+#[\w-]+|[a-z0-9]+(-[a-z0-9]+)*)$")
 CLOZE = re.compile(r"\{\{c(\d+)::")
 FRONT_END = "%"
-KNOWN_KEYS = ("id", "tags", "source", "type")
+KNOWN_KEYS = ("id", "tags", "source", "type", "previous_ids")
+MAX_ID_LENGTH = 80
+# What `decks new` writes: a card still holding it must not ship.
+PLACEHOLDER_QUESTION = "Your question?"
+PLACEHOLDER_TEXTS = (
+    "The answer: a direct sentence first, then at most a few bullets.",
+    "A short definition (the reverse card asks for the term).",
+    "The {{c1::hidden part}} of a fact worth remembering.",
+    "Extra notes shown on the answer side.",
+)
 REQUIRED_KEYS = ("id", "tags")
 FORBIDDEN_TAGS = ("marked", "leech")  # Anki strips them on import
 MAX_CLOZE = 99  # card ids are spaced 100 apart per note
@@ -71,17 +79,34 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
                 )
             )
     card_type = _check_type(meta.get("type"), problems)
+    previous_ids = _check_list(meta.get("previous_ids"), "previous_ids", CARD_ID, "a card id", problems)
+    if card_id is not None and card_id in previous_ids:
+        problems.append(error(meta["previous_ids"].location, "a card's previous_ids cannot hold its own id"))
 
     split = _split_body(parsed, card_type or "basic", problems)
     if card_id is None or card_type is None or split is None or problems:
         return None, problems
     front, front_line, back, back_line = split
+    for text, line in ((front, front_line), (back, back_line)):
+        template = next((t for t in (PLACEHOLDER_QUESTION, *PLACEHOLDER_TEXTS) if t in text), None)
+        if template is not None:
+            offset = text[: text.index(template)].count("\n")
+            problems.append(
+                error(
+                    Location(parsed.path, line + offset, 1),
+                    f"still the template text: '{template}'",
+                    "replace it with the card's own question and answer",
+                )
+            )
+    if problems:
+        return None, problems
     card = Card(
         id=card_id,
         topic=topic,
         type=card_type,
         tags=tuple(sorted(set(tags))),
         sources=sources,
+        previous_ids=previous_ids,
         front=front,
         back=back,
         path=parsed.path,
@@ -91,25 +116,6 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
     )
     problems.extend(_check_markup(card))
     return (None if problems else card), problems
-
-
-def check_unique_ids(cards: Iterable[Card]) -> list[Diagnostic]:
-    """Report every card whose id another card already uses."""
-    first_use: dict[str, Card] = {}
-    problems = []
-    for card in cards:
-        if card.id in first_use:
-            other = first_use[card.id]
-            problems.append(
-                error(
-                    Location(card.path, card.id_line, 1),
-                    f"duplicate id '{card.id}' (also used by {other.path})",
-                    "every card needs its own id; give the newer card a new one",
-                )
-            )
-        else:
-            first_use[card.id] = card
-    return problems
 
 
 _REQUIRED_HINTS = {
@@ -125,12 +131,13 @@ def _key_location(entry: Entry) -> Location:
 def _check_id(entry: Entry | None, problems: list[Diagnostic]) -> str | None:
     if entry is None:
         return None
-    if not isinstance(entry.value, str) or not CARD_ID.match(entry.value):
+    if not isinstance(entry.value, str) or not CARD_ID.match(entry.value) or len(entry.value) > MAX_ID_LENGTH:
         problems.append(
             error(
                 entry.location,
                 f"invalid id {entry.value!r}",
-                "use lower-case letters and digits, words joined by '-', e.g. 'cnn-stride'",
+                f"use lower-case letters and digits, words joined by '-', at most {MAX_ID_LENGTH} characters, "
+                "e.g. 'cnn-stride'",
             )
         )
         return None

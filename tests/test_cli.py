@@ -44,7 +44,7 @@ CASES = [
     ),
     pytest.param(
         "---\nid: alpha-good\ntags: [a]\n---\n# Q2?\n\nA.\n",
-        "good.md:2:1: error: duplicate id 'alpha-good' (also used by",
+        "good.md:2:1: error: id 'alpha-good' is also used by",
         id="duplicate-id",
     ),
     pytest.param(
@@ -147,4 +147,4 @@ def test_module_entry_point_runs() -> None:
 
     result = subprocess.run([sys.executable, "-m", "generator", "--version"], capture_output=True, text=True)
     assert result.returncode == 0
-    assert result.stdout.startswith("decks, version")
+    assert result.stdout.startswith("decks (generator 0.2.0), content release ")

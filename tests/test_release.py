@@ -47,4 +47,4 @@ def test_check_names_the_deck_after_an_unbuilt_edit(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["build", "--check", "--content", str(content), "--dist", str(dist)])
     assert result.exit_code == 1
     assert f"{dist / 'cnn.apkg'}: out of date: cards changed: " in result.stderr
-    assert f"{dist / 'rnn.apkg'}: out of date: release " in result.stderr
+    assert f"{dist / 'rnn.apkg'}: out of date: the deck description changed (release " in result.stderr

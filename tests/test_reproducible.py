@@ -60,7 +60,7 @@ def test_only_changed_cards_get_a_newer_mod(content: Path, write_card: WriteCard
     assert mods_after.pop("alpha-table") == T0 + 500
     mods_before.pop("alpha-table")
     assert mods_after == mods_before
-    assert second.version == "1.0.1"
+    assert second.version == first.version == "0.0.0"  # a draft: only 'decks release' cuts versions
 
 
 def test_no_temp_files_are_left_behind(content: Path, tmp_path: Path) -> None:
@@ -71,11 +71,11 @@ def test_no_temp_files_are_left_behind(content: Path, tmp_path: Path) -> None:
 
 def test_check_reports_the_deck_that_is_out_of_date(content: Path, write_card: WriteCard, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    build(content, dist, T0)
+    build(content, dist, T0, release="auto")
     assert check(content, dist, T0 + 10)[1] == []
     write_card("beta", "reversed", "id: beta-epoch\ntags: [concept]\ntype: reversed", "# Epoch\n\nEdited.\n")
     differences = {d.file: d.reason for d in check(content, dist, T0 + 10)[1]}
-    assert differences["beta.apkg"] == "cards changed: beta-epoch; release 1.0.0 becomes 1.0.1"
-    # Every deck names the release in its description.
-    assert differences["alpha.apkg"] == "release 1.0.0 becomes 1.0.1"
+    assert differences["beta.apkg"] == "cards changed: beta-epoch"
+    # Every deck's description says it now holds unreleased changes.
+    assert differences["alpha.apkg"] == "the deck description changed (release 1.0.0 plus unreleased changes)"
     assert {"all-topics.apkg", "manifest.json", "SHA256SUMS", "CHANGELOG.md"} <= differences.keys()

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from generator.compile import check_unique_ids
 from generator.parse import parse_card_file
-from generator.validate import check_unique_ids, validate_file
+from generator.validate import validate_file
 
 PATH = Path("alpha/card.md")
 
@@ -49,7 +50,10 @@ def test_cloze_text_and_extra() -> None:
         ("---\nid: a\ntags: x\n---\n# Q\n\nA\n", "'tags' must be a list"),
         ("---\nid: a\ntags: [Big Tag]\n---\n# Q\n\nA\n", "invalid tags entry 'Big Tag'"),
         ("---\nid: a\ntags: [leech]\n---\n# Q\n\nA\n", "tag 'leech' is reserved by Anki"),
-        ("---\nid: a\ntags: []\nsource: [nohash]\n---\n# Q\n\nA\n", "invalid source entry 'nohash'"),
+        (
+            "---\nid: a\ntags: []\nsource: [nohash]\n---\n# Q\n\nA\n",
+            "source 'nohash' is neither a seed item nor this card's topic 'alpha'",
+        ),
         ("---\nid: a\ntags: []\n---\n# Q\n\nSee {{c1::x}}\n", "cloze deletion in a card that is not a cloze card"),
         ("---\nid: a\ntags: []\n---\n# Q\n\n```\nx\n```\n", "code block has no language"),
         ("---\nid: a\ntags: []\n---\n# Q\n\n```python run\nx\n```\n", "unexpected text after the language: 'run'"),
@@ -81,7 +85,9 @@ def test_duplicate_ids_across_cards() -> None:
     one, _ = validate("---\nid: a\ntags: []\n---\n# Q\n\nA\n")
     two, _ = validate("---\ntags: []\nid: a\n---\n# Q2\n\nA\n")
     problems = check_unique_ids([one, two])
-    assert [(p.message.split(" (")[0], p.location.line) for p in problems] == [("duplicate id 'a'", 3)]
+    assert [(p.message.split(" (")[0], p.location.line) for p in problems] == [
+        ("id 'a' is also used by alpha/card.md", 3)
+    ]
 
 
 def test_output_block_right_after_python_block_is_accepted() -> None:

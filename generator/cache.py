@@ -1,0 +1,136 @@
+"""A per-card cache of compiled cards, so a rebuild renders only what changed.
+
+The key hashes everything a card's compilation depends on: its path, topic
+and text, the generator's own source code and the versions of the libraries
+that render (Markdown, Pygments, the sanitiser, the YAML loader). Images are
+read from disk, so an entry also records each image's size and mtime and is
+used only while they still match. Entries are JSON written atomically, so two
+builds can share a cache; an unreadable entry is a miss, never an error.
+Cards with errors are not cached: what they point at may appear later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from generator.diagnostics import Diagnostic, Location
+from generator.load import SourceFile
+from generator.model import Card, MediaFile, RenderedCard
+
+CACHE_FORMAT = 1
+DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
+# The modules a card's compilation runs through (see generator.compile.compile_card).
+COMPILE_MODULES = (
+    "cache", "checks", "cloze", "cloze_tree", "compile", "diagnostics", "images", "load", "model", "parse", "render",
+    "sanitize", "scan", "validate",
+)  # fmt: skip
+
+
+@cache
+def environment_key() -> str:
+    """Hash of the generator's code and the rendering libraries' versions."""
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}\n".encode())
+    for name in DEPENDENCIES:
+        try:
+            digest.update(f"{name} {metadata.version(name)}\n".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name} missing\n".encode())
+    for module in COMPILE_MODULES:
+        path = Path(__file__).with_name(f"{module}.py")
+        digest.update(module.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
+
+
+class RenderCache:
+    """Compiled cards on disk, one JSON file per card version."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def key(self, source: SourceFile) -> str:
+        digest = hashlib.sha256(environment_key().encode())
+        for part in (str(source.path), source.topic, source.text):
+            digest.update(b"\0" + part.encode())
+        return digest.hexdigest()
+
+    def get(self, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
+        path = self._path(self.key(source))
+        try:
+            entry = json.loads(path.read_bytes())
+            return _decode(entry)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None  # missing, corrupt or stale: compile again
+
+    def put(self, source: SourceFile, card: RenderedCard | None, diagnostics: tuple[Diagnostic, ...]) -> None:
+        if card is None or any(d.severity == "error" for d in diagnostics):
+            return
+        data = json.dumps(_encode(card, diagnostics), separators=(",", ":")).encode()
+        path = self._path(self.key(source))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".entry-", suffix=".tmp")
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temp, path)
+        except OSError:
+            return  # a cache that cannot be written only costs time
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+
+def _encode(rendered: RenderedCard, diagnostics: tuple[Diagnostic, ...]) -> dict[str, Any]:
+    card = rendered.card
+    return {
+        "card": {
+            "id": card.id, "topic": card.topic, "type": card.type, "tags": card.tags, "sources": card.sources,
+            "previous_ids": card.previous_ids, "front": card.front, "back": card.back, "path": str(card.path),
+            "id_line": card.id_line, "front_line": card.front_line, "back_line": card.back_line,
+        },
+        "fields": rendered.fields,
+        "media": [[m.name, str(m.source), _stamp(m.source)] for m in rendered.media],
+        "question_text": rendered.question_text,
+        "card_count": rendered.card_count,
+        "diagnostics": [
+            [d.severity, str(d.location.path), d.location.line, d.location.col, d.message, d.hint]
+            for d in diagnostics
+        ],
+    }  # fmt: skip
+
+
+def _decode(entry: dict[str, Any]) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
+    raw = entry["card"]
+    card = Card(
+        id=raw["id"], topic=raw["topic"], type=raw["type"], tags=tuple(raw["tags"]), sources=tuple(raw["sources"]),
+        previous_ids=tuple(raw["previous_ids"]), front=raw["front"], back=raw["back"], path=Path(raw["path"]),
+        id_line=raw["id_line"], front_line=raw["front_line"], back_line=raw["back_line"],
+    )  # fmt: skip
+    media = []
+    for name, source, stamp in entry["media"]:
+        if _stamp(Path(source)) != stamp:
+            raise ValueError("an image changed since this entry was written")
+        data = Path(source).read_bytes()
+        if hashlib.sha1(data).hexdigest()[:12] not in name:
+            raise ValueError("an image changed since this entry was written")
+        media.append(MediaFile(name, Path(source), data))
+    diagnostics = tuple(
+        Diagnostic(severity, Location(Path(path), line, col), message, hint)
+        for severity, path, line, col, message, hint in entry["diagnostics"]
+    )
+    rendered = RenderedCard(card, tuple(entry["fields"]), tuple(media), entry["question_text"], entry["card_count"])
+    return rendered, diagnostics
+
+
+def _stamp(path: Path) -> list[int]:
+    try:
+        status = path.stat()
+    except OSError:
+        return [-1, -1]
+    return [status.st_size, status.st_mtime_ns]

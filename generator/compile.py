@@ -1,0 +1,158 @@
+"""Compile the cards: load → parse → validate → render → reader checks, for every card.
+
+Each card is compiled by `compile_card`, a pure function of its source file (and
+the images it names), so its result can be cached and computed in parallel.
+What spans cards (unique ids, repeated questions) is checked afterwards.
+Nothing here knows about releases, the manifest or `dist/`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+
+from generator.cache import RenderCache
+from generator.checks import reader_checks
+from generator.diagnostics import Diagnostic, Location, error, warning
+from generator.load import Content, SourceFile, load_content
+from generator.model import Card, RenderedCard
+from generator.parse import parse_card_file
+from generator.render import render_card
+from generator.validate import validate_file
+
+PARALLEL_THRESHOLD = 64  # below this many cards to render, a process pool costs more than it saves
+Progress = Callable[[int, int], None]  # called with (cards done, cards in all)
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """Every card of the content folder, rendered, with all diagnostics of the run."""
+
+    content: Content | None
+    cards: tuple[RenderedCard, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    cache_hits: int = 0
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+
+def compile_card(source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
+    """Parse, validate, render and check one card file."""
+    parsed, diagnostics = parse_card_file(source.path, source.text)
+    if parsed is None:
+        return None, tuple(diagnostics)
+    card, problems = validate_file(parsed, source.topic)
+    diagnostics.extend(problems)
+    if card is None:
+        return None, tuple(diagnostics)
+    diagnostics.extend(reader_checks(card))
+    if not card.sources:
+        diagnostics.append(
+            warning(
+                Location(card.path, card.id_line, 1),
+                "card has no 'source'",
+                f"name the seed items it answers (e.g. source: [001_109fc0eff3c94634.txt#26]) or its topic "
+                f"(source: [{card.topic}])",
+            )
+        )
+    rendered, problems = render_card(card)
+    diagnostics.extend(problems)
+    return rendered, tuple(diagnostics)
+
+
+def compile_cards(
+    content_dir: Path,
+    *,
+    jobs: int = 1,
+    cache: RenderCache | None = None,
+    progress: Progress | None = None,
+) -> Compiled:
+    """Compile every card under `content_dir`; cached cards are reused, the rest rendered on `jobs` processes."""
+    content, diagnostics = load_content(content_dir)
+    if content is None:
+        return Compiled(None, (), tuple(diagnostics))
+    results: dict[Path, tuple[RenderedCard | None, tuple[Diagnostic, ...]]] = {}
+    misses: list[SourceFile] = []
+    for source in content.files:
+        hit = cache.get(source) if cache is not None else None
+        if hit is None:
+            misses.append(source)
+        else:
+            results[source.path] = hit
+    total = len(content.files)
+    for source, result in zip(misses, _compile_all(misses, jobs), strict=True):
+        results[source.path] = result
+        if cache is not None:
+            cache.put(source, *result)
+        if progress is not None:
+            progress(len(results), total)
+    if progress is not None:
+        progress(total, total)
+    rendered: list[RenderedCard] = []
+    for source in content.files:
+        card, problems = results[source.path]
+        diagnostics.extend(problems)
+        if card is not None:
+            rendered.append(card)
+    diagnostics.extend(check_unique_ids(r.card for r in rendered))
+    diagnostics.extend(_check_duplicate_questions(rendered))
+    return Compiled(content, tuple(rendered), tuple(diagnostics), len(content.files) - len(misses))
+
+
+def _compile_all(sources: list[SourceFile], jobs: int) -> Iterable[tuple[RenderedCard | None, tuple[Diagnostic, ...]]]:
+    if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
+        yield from map(compile_card, sources)
+        return
+    # fork: the workers inherit the imported pipeline instead of importing it again.
+    context = get_context("fork") if "fork" in get_all_start_methods() else get_context()
+    chunk = max(8, min(64, len(sources) // (jobs * 8)))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(compile_card, sources, chunksize=chunk)
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_unique_ids(cards: Iterable[Card]) -> list[Diagnostic]:
+    """Report every card whose id, or one of its previous ids, another card already uses."""
+    first_use: dict[str, Card] = {}
+    problems = []
+    for card in cards:
+        for card_id in (card.id, *card.previous_ids):
+            other = first_use.get(card_id)
+            if other is not None:
+                problems.append(
+                    error(
+                        Location(card.path, card.id_line, 1),
+                        f"id '{card_id}' is also used by {other.path}",
+                        "every card needs its own id (and a previous id belongs to one card only)",
+                    )
+                )
+            else:
+                first_use[card_id] = card
+    return problems
+
+
+def _check_duplicate_questions(rendered: list[RenderedCard]) -> list[Diagnostic]:
+    seen: dict[str, Card] = {}
+    problems = []
+    for item in rendered:
+        key = item.question_text.casefold()
+        if key in seen:
+            problems.append(
+                warning(
+                    Location(item.card.path, item.card.front_line, 1),
+                    f"same question as {seen[key].path}",
+                    "merge the two cards, or make the questions distinct",
+                )
+            )
+        else:
+            seen[key] = item.card
+    return problems

@@ -1,0 +1,169 @@
+"""Write a release into `dist/` as one unit: readers see the whole old release or the whole new one.
+
+The new files are written into a staging folder next to `dist/`, then the two
+folders are swapped in one atomic `renameat2(RENAME_EXCHANGE)` where the system
+has it (Linux); elsewhere each file is replaced atomically, `manifest.json`
+last. A lock on `dist/` keeps two builds from interleaving; leftovers of a build
+that was killed are removed by the next one. Files in `dist/` that this project
+did not make are kept: only files the previous manifest lists are ever removed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+STAGING_PREFIX = ".staging-"
+LOCK_TIMEOUT = 120.0  # seconds a second build waits for the first one
+RENAME_EXCHANGE = 2
+
+
+class PublishError(Exception):
+    """dist/ could not be written; the message names the path and the reason."""
+
+
+def publish(dist_dir: Path, files: Mapping[str, bytes], owned: set[str], last: str) -> None:
+    """Make `dist_dir` hold `files`, removing the previously `owned` files not among them; `last` goes last."""
+    try:
+        dist_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(dist_dir) as dist:
+            if all(_same(dist / name, data) for name, data in files.items()) and not _stale(dist, files, owned):
+                return  # nothing to do: leave dist/ (and its mtimes) alone
+            staging = dist.parent / f"{STAGING_PREFIX}{dist.name}-{os.getpid()}"
+            _remove(staging)
+            try:
+                staging.mkdir()
+                for entry in sorted(dist.iterdir()):
+                    if entry.name not in files and entry.name not in owned:
+                        _carry_over(entry, staging / entry.name)
+                for name in [*sorted(n for n in files if n != last), last]:
+                    _write_synced(staging / name, files[name])
+                _fsync_dir(staging)
+                if _exchange(staging, dist):
+                    _fsync_dir(dist.parent)
+                else:
+                    _replace_each(staging, dist, files, owned, last)
+            finally:
+                _remove(staging)
+    except OSError as exc:
+        where = exc.filename or dist_dir
+        raise PublishError(f"cannot write {where}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def _locked(dist_dir: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on the folder now at `dist_dir` (a swap replaces the folder itself)."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        handle = os.open(dist_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise PublishError(
+                            f"{dist_dir} is locked by another build for over {LOCK_TIMEOUT:.0f} s; try again"
+                        ) from None
+                    time.sleep(0.05)
+            if os.path.samestat(os.fstat(handle), os.stat(dist_dir)):
+                _clean_leftovers(dist_dir)
+                yield dist_dir
+                return
+        finally:
+            os.close(handle)
+        # Another build swapped a new folder in while we waited: lock that one.
+
+
+def _clean_leftovers(dist_dir: Path) -> None:
+    for leftover in dist_dir.parent.glob(f"{STAGING_PREFIX}{dist_dir.name}-*"):
+        _remove(leftover)
+    for temp in dist_dir.glob(".*.tmp"):  # left by older versions of the build
+        temp.unlink(missing_ok=True)
+
+
+def _same(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _stale(dist: Path, files: Mapping[str, bytes], owned: set[str]) -> bool:
+    return any((dist / name).exists() for name in owned - files.keys())
+
+
+def _carry_over(source: Path, target: Path) -> None:
+    """Keep a file we did not make: a hard link costs no copy."""
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+    elif source.is_symlink():
+        target.symlink_to(os.readlink(source))
+    else:
+        _link_or_copy(str(source), str(target))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(path, 0o644)
+
+
+def _fsync_dir(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two folders atomically; False where the system cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # e.g. a file system without exchange
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _replace_each(staging: Path, dist: Path, files: Mapping[str, bytes], owned: set[str], last: str) -> None:
+    for name in [*sorted(n for n in files if n != last), last]:
+        os.replace(staging / name, dist / name)
+    for name in sorted(owned - files.keys()):
+        (dist / name).unlink(missing_ok=True)
+    _fsync_dir(dist)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
