@@ -82,8 +82,11 @@ def _read_cards(folder: Path, root: Path, topic: str, diagnostics: list[Diagnost
     """The topic's `*.md` cards; Markdown files anywhere else in the folder are errors, not silently skipped."""
     files: list[SourceFile] = []
     for directory, subfolders, names in os.walk(folder):  # never follows symlinked folders
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         here = Path(directory)
+        for name in subfolders:
+            if _is_markdown(here / name) and not name.startswith("."):
+                diagnostics.append(error(Location(here / name), "expected a file, found a folder", "rename it"))
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and not _is_markdown(here / d))
         for name in sorted(names):
             path = here / name
             if name.startswith(".") or not _is_markdown(path):

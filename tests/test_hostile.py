@@ -1,0 +1,282 @@
+"""Hostile contributions: each gets a located error, exit 1, and dist/ stays byte for byte as it was."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from generator.cli import main
+from tests.conftest import T0
+
+GOOD = "---\nid: alpha-good\ntags: [concept]\nsource: [alpha]\n---\n# A question?\n\nAn answer.\n"
+Plant = Callable[[Path, Path], None]  # (content folder, a folder outside it)
+
+
+def card(body: str, name: str = "bad") -> Plant:
+    def plant(content: Path, _outside: Path) -> None:
+        (content / "alpha" / f"{name}.md").write_text(
+            f"---\nid: alpha-{name}\ntags: [concept]\nsource: [alpha]\n---\n{body}", encoding="utf-8"
+        )
+
+    return plant
+
+
+def symlinked_image(content: Path, outside: Path) -> None:
+    (content / "alpha" / "pic.png").symlink_to(outside / "secret.png")
+    card("# Q?\n\n![x](pic.png)\n")(content, outside)
+
+
+def symlinked_image_folder(content: Path, outside: Path) -> None:
+    (content / "alpha" / "img").symlink_to(outside)
+    card("# Q?\n\n![x](img/secret.png)\n")(content, outside)
+
+
+def symlinked_topic(content: Path, outside: Path) -> None:
+    (outside / "topic.yaml").write_text("name: Evil\ndescription: d\norder: 5\n")
+    (content / "evil").symlink_to(outside)
+
+
+def symlinked_card(content: Path, outside: Path) -> None:
+    (content / "alpha" / "linked.md").symlink_to(outside / "card.md")
+
+
+def raw(name: str, data: bytes) -> Plant:
+    def plant(content: Path, _outside: Path) -> None:
+        (content / "alpha" / name).write_bytes(data)
+
+    return plant
+
+
+def topic_yaml(text: str) -> Plant:
+    def plant(content: Path, _outside: Path) -> None:
+        (content / "beta" / "topic.yaml").write_text(text, encoding="utf-8")
+
+    return plant
+
+
+def folder_named_card(content: Path, _outside: Path) -> None:
+    (content / "alpha" / "x.md").mkdir()
+
+
+def dangling(content: Path, _outside: Path) -> None:
+    (content / "alpha" / "gone.md").symlink_to(content / "alpha" / "nowhere.md")
+
+
+def looping(content: Path, _outside: Path) -> None:
+    (content / "alpha" / "loop.md").symlink_to(content / "alpha" / "loop.md")
+
+
+def subfolder_card(content: Path, _outside: Path) -> None:
+    (content / "alpha" / "sub").mkdir()
+    (content / "alpha" / "sub" / "deep.md").write_text(GOOD)
+
+
+def manifest(text: str) -> Plant:
+    def plant(_content: Path, _outside: Path) -> None:
+        raise _ReplaceManifest(text)
+
+    return plant
+
+
+class _ReplaceManifest(Exception):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+NESTED_LIST = "".join("    " * i + "- x\n" for i in range(600))
+
+CASES = [
+    pytest.param(
+        card("# Q?\n\n![x](../../outside/secret.png)\n"),
+        "bad.md:8:6: error: image '../../outside/secret.png' lies outside the content folder",
+        id="traversal",
+    ),  # fmt: skip
+    pytest.param(
+        card("# Q?\n\n![x](../../../../../../../../etc/passwd)\n"),
+        "error: image '../../../../../../../",
+        id="traversal-etc",
+    ),  # fmt: skip
+    pytest.param(card("# Q?\n\n![x](/proc/self/environ)\n"), "is not a file next to the card", id="absolute-path"),
+    pytest.param(symlinked_image, "lies outside the content folder", id="symlinked-image"),
+    pytest.param(symlinked_image_folder, "lies outside the content folder", id="symlinked-image-folder"),
+    pytest.param(symlinked_topic, "evil:1:1: error: symlink to", id="symlinked-topic"),
+    pytest.param(symlinked_card, "linked.md:1:1: error: symlink to", id="symlinked-card"),
+    pytest.param(
+        card("# Q?\n\n<script>alert(1)</script>\n"), "bad.md:8:1: error: HTML tag <script> is not allowed", id="script"
+    ),  # fmt: skip
+    pytest.param(
+        card("# Q?\n\n<img src=x onerror=alert(1)>\n"), "attribute 'onerror' on <img> is not allowed", id="onerror"
+    ),  # fmt: skip
+    pytest.param(
+        card('# Q?\n\n<a href="javascript:alert(1)">x</a>\n'), "link target 'javascript:alert(1)'", id="javascript-href"
+    ),  # fmt: skip
+    pytest.param(
+        card("# Q?\n\n[x](javascript:alert(1))\n"),
+        "links must start with http:, https: or mailto:",
+        id="javascript-markdown-link",
+    ),  # fmt: skip
+    pytest.param(
+        card('# Q?\n\n<iframe src="https://e.com"></iframe>\n'), "HTML tag <iframe> is not allowed", id="iframe"
+    ),  # fmt: skip
+    pytest.param(card("# Q?\n\n<style>*{display:none}</style>\n"), "HTML tag <style> is not allowed", id="style"),
+    pytest.param(
+        card("# Q?\n\n<details ontoggle=alert(1) open>x</details>\n"),
+        "attribute 'ontoggle' on <details>",
+        id="ontoggle",
+    ),  # fmt: skip
+    pytest.param(card("# Q?\n\n<object data=x></object>\n"), "HTML tag <object> is not allowed", id="object"),
+    pytest.param(
+        topic_yaml("name: <b onmouseover=x>B</b>\ndescription: d\norder: 2\n"),
+        "topic name cannot contain <, >",
+        id="html-in-topic-name",
+    ),  # fmt: skip
+    pytest.param(
+        topic_yaml("name: alpha topic\ndescription: d\norder: 2\n"),
+        "Anki matches deck names ignoring case",
+        id="case-only-topic-names",
+    ),  # fmt: skip
+    pytest.param(
+        topic_yaml("name: B\ndescription: d\norder: '²'\n"), "order must be a whole number", id="order-unicode"
+    ),
+    pytest.param(
+        topic_yaml("a:\n" + "".join("  " * i + "- \n" for i in range(600))), "beta/topic.yaml", id="deep-yaml"
+    ),  # fmt: skip
+    pytest.param(card("# Q?\n\n" + NESTED_LIST), "bad.md", id="deep-markdown-list"),
+    pytest.param(card("# Q?\n\n" + "$a " * 8000 + "\n"), "'$' has no matching closing '$'", id="many-dollars"),
+    pytest.param(card("# Q?\n\nNUL \x00 here\n"), "bad.md:8:5: error: control character U+0000", id="nul"),
+    pytest.param(card("# Q?\n\n![x](a\x00b.png)\n"), "control character U+0000", id="nul-in-image-path"),
+    pytest.param(raw("enc.md", b"---\nid: alpha-enc\n\xff\n"), "enc.md:3:1: error: not valid UTF-8", id="utf8"),
+    pytest.param(folder_named_card, "x.md:1:1: error: expected a file, found a folder", id="folder-named-md"),
+    pytest.param(dangling, "gone.md:1:1: error: broken or looping symlink", id="dangling-symlink"),
+    pytest.param(looping, "loop.md:1:1: error: broken or looping symlink", id="looping-symlink"),
+    pytest.param(subfolder_card, "deep.md:1:1: error: card in a subfolder is not built", id="subfolder-card"),
+    pytest.param(raw("upper.MD", GOOD.encode()), "upper.MD:1:1: error: card file must end in '.md'", id="upper-md"),
+    pytest.param(raw("long.markdown", GOOD.encode()), "card file must end in '.md'", id="markdown-extension"),
+    pytest.param(
+        manifest("[]"), "manifest.json:1:1: error: cannot read the manifest: expected a JSON object", id="manifest-list"
+    ),  # fmt: skip
+    pytest.param(manifest('{"format": 2, "version": "x"}'), "invalid version 'x'", id="manifest-version"),
+]
+
+
+@pytest.mark.parametrize(("plant", "expected"), CASES)
+def test_hostile_input_is_a_located_error(tmp_path: Path, plant: Plant, expected: str) -> None:
+    content, dist, outside = _tree(tmp_path)
+    before = _snapshot(dist)
+    try:
+        plant(content, outside)
+    except _ReplaceManifest as replacement:
+        (dist / "manifest.json").write_text(replacement.text)
+        before = _snapshot(dist)
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist), "--no-cache"],
+                                env={"SOURCE_DATE_EPOCH": str(T0)})  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+    assert _snapshot(dist) == before
+    assert b"SECRET" not in b"".join(before.values())
+
+
+def test_an_unclosed_cloze_is_an_error_not_an_empty_note(tmp_path: Path) -> None:
+    content, dist, _ = _tree(tmp_path)
+    (content / "alpha" / "c.md").write_text(
+        "---\nid: alpha-c\ntags: [x]\nsource: [alpha]\ntype: cloze\n---\n# T\n\nThe {{c1::open cloze\n"
+    )
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
+    assert result.exit_code == 1
+    assert "c.md:7:1: error: cloze deletion {{c1::…}} is never closed with '}}'" in result.stderr
+
+
+def test_nested_cloze_is_an_error(tmp_path: Path) -> None:
+    content, dist, _ = _tree(tmp_path)
+    (content / "alpha" / "c.md").write_text(
+        "---\nid: alpha-c\ntags: [x]\nsource: [alpha]\ntype: cloze\n---\n# T\n\n{{c1::a {{c2::b}} c}}\n"
+    )
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
+    assert "is nested inside another" in result.stderr
+
+
+@pytest.mark.parametrize("epoch", ["²", "1e20", "-5", "99999999999999"])
+def test_bad_source_date_epoch_is_a_clear_error(tmp_path: Path, epoch: str) -> None:
+    content, dist, _ = _tree(tmp_path)
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)],
+                                env={"SOURCE_DATE_EPOCH": epoch})  # fmt: skip
+    assert result.exit_code == 1
+    assert "SOURCE_DATE_EPOCH must be a whole number of seconds" in result.output
+
+
+def test_a_non_utf8_changelog_is_a_located_error(tmp_path: Path) -> None:
+    content, dist, _ = _tree(tmp_path)
+    (dist / "CHANGELOG.md").write_bytes(b"\xff\xfe")
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
+    assert result.exit_code == 1
+    assert "CHANGELOG.md:1:1: error: cannot read the changelog" in result.stderr
+
+
+def test_files_the_build_did_not_make_are_kept(tmp_path: Path) -> None:
+    content, dist, _ = _tree(tmp_path)
+    (dist / "my-own-deck.apkg").write_bytes(b"mine")
+    (content / "alpha" / "good.md").write_text(GOOD.replace("An answer.", "A new answer."))
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
+    assert result.exit_code == 0, result.output
+    assert (dist / "my-own-deck.apkg").read_bytes() == b"mine"
+    assert not list(tmp_path.glob(".staging-*"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_a_read_only_dist_is_a_one_line_error(tmp_path: Path) -> None:
+    content, dist, _ = _tree(tmp_path)
+    (content / "alpha" / "good.md").write_text(GOOD.replace("An answer.", "Changed."))
+    tmp_path.chmod(0o555)
+    try:
+        result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
+    finally:
+        tmp_path.chmod(0o755)
+    assert result.exit_code == 1
+    assert "error: cannot write" in result.stderr and "Traceback" not in result.output
+
+
+def test_deck_description_text_is_escaped(tmp_path: Path) -> None:
+    import sqlite3
+    import zipfile
+
+    content, dist, _ = _tree(tmp_path)
+    (content / "beta" / "topic.yaml").write_text(
+        "name: Beta Topic\ndescription: <img src=x onerror=alert(1)>\norder: 2\n"
+    )
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(dist / "beta.apkg") as archive:
+        (tmp_path / "c.anki2").write_bytes(archive.read("collection.anki2"))
+    decks = sqlite3.connect(tmp_path / "c.anki2").execute("select decks from col").fetchone()[0]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in decks
+    assert "<img" not in decks
+
+
+def _tree(tmp_path: Path) -> tuple[Path, Path, Path]:
+    content = tmp_path / "content"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"SECRET")
+    (outside / "card.md").write_text(GOOD.replace("alpha-good", "alpha-stolen").replace("An answer.", "SECRET"))
+    content.mkdir()
+    (content / "deckset.yaml").write_text("name: Test Decks\n")
+    for order, key in enumerate(("alpha", "beta")):
+        (content / key).mkdir()
+        (content / key / "topic.yaml").write_text(
+            f"name: {key.title()} Topic\ndescription: About {key}.\norder: {order}\n"
+        )
+    (content / "alpha" / "good.md").write_text(GOOD)
+    dist = tmp_path / "dist"
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)],
+                                env={"SOURCE_DATE_EPOCH": str(T0)})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return content, dist, outside
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
