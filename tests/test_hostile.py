@@ -94,12 +94,12 @@ CASES = [
         card("# Q?\n\n![x](../../outside/secret.png)\n"),
         "bad.md:8:6: error: image '../../outside/secret.png' lies outside the content folder",
         id="traversal",
-    ),  # fmt: skip
+    ),
     pytest.param(
         card("# Q?\n\n![x](../../../../../../../../etc/passwd)\n"),
         "error: image '../../../../../../../",
         id="traversal-etc",
-    ),  # fmt: skip
+    ),
     pytest.param(card("# Q?\n\n![x](/proc/self/environ)\n"), "is not a file next to the card", id="absolute-path"),
     pytest.param(symlinked_image, "lies outside the content folder", id="symlinked-image"),
     pytest.param(symlinked_image_folder, "lies outside the content folder", id="symlinked-image-folder"),
@@ -107,44 +107,44 @@ CASES = [
     pytest.param(symlinked_card, "linked.md:1:1: error: symlink to", id="symlinked-card"),
     pytest.param(
         card("# Q?\n\n<script>alert(1)</script>\n"), "bad.md:8:1: error: HTML tag <script> is not allowed", id="script"
-    ),  # fmt: skip
+    ),
     pytest.param(
         card("# Q?\n\n<img src=x onerror=alert(1)>\n"), "attribute 'onerror' on <img> is not allowed", id="onerror"
-    ),  # fmt: skip
+    ),
     pytest.param(
         card('# Q?\n\n<a href="javascript:alert(1)">x</a>\n'), "link target 'javascript:alert(1)'", id="javascript-href"
-    ),  # fmt: skip
+    ),
     pytest.param(
         card("# Q?\n\n[x](javascript:alert(1))\n"),
         "links must start with http:, https: or mailto:",
         id="javascript-markdown-link",
-    ),  # fmt: skip
+    ),
     pytest.param(
         card('# Q?\n\n<iframe src="https://e.com"></iframe>\n'), "HTML tag <iframe> is not allowed", id="iframe"
-    ),  # fmt: skip
+    ),
     pytest.param(card("# Q?\n\n<style>*{display:none}</style>\n"), "HTML tag <style> is not allowed", id="style"),
     pytest.param(
         card("# Q?\n\n<details ontoggle=alert(1) open>x</details>\n"),
         "attribute 'ontoggle' on <details>",
         id="ontoggle",
-    ),  # fmt: skip
+    ),
     pytest.param(card("# Q?\n\n<object data=x></object>\n"), "HTML tag <object> is not allowed", id="object"),
     pytest.param(
         topic_yaml("name: <b onmouseover=x>B</b>\ndescription: d\norder: 2\n"),
         "topic name cannot contain <, >",
         id="html-in-topic-name",
-    ),  # fmt: skip
+    ),
     pytest.param(
         topic_yaml("name: alpha topic\ndescription: d\norder: 2\n"),
         "Anki matches deck names ignoring case",
         id="case-only-topic-names",
-    ),  # fmt: skip
+    ),
     pytest.param(
         topic_yaml("name: B\ndescription: d\norder: '²'\n"), "order must be a whole number", id="order-unicode"
     ),
     pytest.param(
         topic_yaml("a:\n" + "".join("  " * i + "- \n" for i in range(600))), "beta/topic.yaml", id="deep-yaml"
-    ),  # fmt: skip
+    ),
     pytest.param(card("# Q?\n\n" + NESTED_LIST), "bad.md", id="deep-markdown-list"),
     pytest.param(card("# Q?\n\n" + "$a " * 8000 + "\n"), "'$' has no matching closing '$'", id="many-dollars"),
     pytest.param(card("# Q?\n\nNUL \x00 here\n"), "bad.md:8:5: error: control character U+0000", id="nul"),
@@ -158,7 +158,7 @@ CASES = [
     pytest.param(raw("long.markdown", GOOD.encode()), "card file must end in '.md'", id="markdown-extension"),
     pytest.param(
         manifest("[]"), "manifest.json:1:1: error: cannot read the manifest: expected a JSON object", id="manifest-list"
-    ),  # fmt: skip
+    ),
     pytest.param(manifest('{"format": 2, "version": "x"}'), "invalid version 'x'", id="manifest-version"),
 ]
 
@@ -172,8 +172,11 @@ def test_hostile_input_is_a_located_error(tmp_path: Path, plant: Plant, expected
     except _ReplaceManifest as replacement:
         (dist / "manifest.json").write_text(replacement.text)
         before = _snapshot(dist)
-    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist), "--no-cache"],
-                                env={"SOURCE_DATE_EPOCH": str(T0)})  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        ["build", "--content", str(content), "--dist", str(dist), "--no-cache"],
+        env={"SOURCE_DATE_EPOCH": str(T0)},
+    )
     assert result.exit_code == 1, result.output
     assert expected in result.stderr
     assert "Traceback" not in result.output
@@ -203,8 +206,9 @@ def test_nested_cloze_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("epoch", ["²", "1e20", "-5", "99999999999999"])
 def test_bad_source_date_epoch_is_a_clear_error(tmp_path: Path, epoch: str) -> None:
     content, dist, _ = _tree(tmp_path)
-    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)],
-                                env={"SOURCE_DATE_EPOCH": epoch})  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["build", "--content", str(content), "--dist", str(dist)], env={"SOURCE_DATE_EPOCH": epoch}
+    )
     assert result.exit_code == 1
     assert "SOURCE_DATE_EPOCH must be a whole number of seconds" in result.output
 
@@ -272,8 +276,9 @@ def _tree(tmp_path: Path) -> tuple[Path, Path, Path]:
         )
     (content / "alpha" / "good.md").write_text(GOOD)
     dist = tmp_path / "dist"
-    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)],
-                                env={"SOURCE_DATE_EPOCH": str(T0)})  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["build", "--content", str(content), "--dist", str(dist)], env={"SOURCE_DATE_EPOCH": str(T0)}
+    )
     assert result.exit_code == 0, result.output
     return content, dist, outside
 

@@ -49,7 +49,9 @@ def test_each_forbidden_construct_is_named() -> None:
     cases = {
         "<script>alert(1)</script>": "HTML tag <script> is not allowed",
         "<img src=x onerror=alert(1)>": "attribute 'onerror' on <img> is not allowed",
-        '<a href="javascript:alert(1)">x</a>': "link target 'javascript:alert(1)' is not allowed: links must start with http:, https: or mailto:",
+        '<a href="javascript:alert(1)">x</a>': (
+            "link target 'javascript:alert(1)' is not allowed: links must start with http:, https: or mailto:"
+        ),
         '<p style="position:fixed">x</p>': "attribute 'style' on <p> is not allowed",
         "<!-- note -->": "an HTML comment would be dropped from the deck",
     }
