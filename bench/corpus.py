@@ -14,6 +14,9 @@ from pathlib import Path
 
 DECKSET_NAME = "Benchmark Decks"
 MAX_CODE_LINE = 80
+MIN_ANSWER_WORDS, MAX_ANSWER_WORDS = 80, 150
+ANSWER_WORD = re.compile(r"\S*[^\W_]\S*")  # a run of non-space holding a letter or digit
+MATH = re.compile(r"\$\$.+?\$\$|\$.+?\$")
 NO_RUN_FENCE = "```python no-run: benchmark"
 
 # (key, deck name): ten topics, so a corpus of N cards makes ten decks of N/10.
@@ -95,19 +98,26 @@ def card_text(topic: str, number: int, rng: random.Random) -> tuple[str, set[str
     tags = sorted({"concept", *(_FEATURE_TAGS[f] for f in features)})
     question = f"How does the {rng.choice(WORDS)} {rng.choice(WORDS)} affect {rng.choice(WORDS)} (case {number})?"
 
-    paragraphs = _prose(rng, rng.randint(80, 150))
-    blocks = [paragraphs[0]]
-    if "math" in features:
-        blocks[0] = f"{blocks[0]} In symbols, ${_formula(rng)}$ holds for every ${_symbol(rng)}$."
-        blocks.append(f"$${_formula(rng)}$$")
+    # Formulas and table cells count as answer words too (one per formula), code does not.
+    math_sentence = f"In symbols, ${_formula(rng)}$ holds for every ${_symbol(rng)}$." if "math" in features else ""
+    display_math = f"$${_formula(rng)}$$" if "math" in features else ""
+    table = _table(rng) if "table" in features else ""
+    extra_words = _answer_word_count(f"{math_sentence}\n\n{display_math}\n\n{table}")
+    paragraphs = _prose(rng, rng.randint(MIN_ANSWER_WORDS, MAX_ANSWER_WORDS) - extra_words)
+
+    blocks = [f"{paragraphs[0]} {math_sentence}".rstrip(), display_math]
     if "code" in features:
         blocks.append(f"{NO_RUN_FENCE}\n{_python_block(rng)}```")
-    blocks.extend(paragraphs[1:])
-    if "table" in features:
-        blocks.append(_table(rng))
+    blocks += [*paragraphs[1:], table]
 
     front_matter = f"---\nid: {topic}-{number}\ntags: [{', '.join(tags)}]\nsource: [{topic}]\n---\n"
-    return front_matter + f"# {question}\n\n" + "\n\n".join(blocks) + "\n", features
+    return front_matter + f"# {question}\n\n" + "\n\n".join(b for b in blocks if b) + "\n", features
+
+
+def _answer_word_count(markdown: str) -> int:
+    """Words as the build's reader check counts them: prose words, one per formula."""
+    prose, formulas = MATH.subn(" ", markdown)
+    return len(ANSWER_WORD.findall(prose)) + formulas
 
 
 _FEATURE_TAGS = {"code": "code", "math": "math", "table": "comparison"}
@@ -243,7 +253,10 @@ def _ankdown_markdown(markdown: str) -> str:
 
 
 def edit_answer(card_path: Path, marker: str) -> str:
-    """Append a sentence to the card's answer; return the original text so it can be put back."""
+    """Replace the first word of the card's answer by `marker`; return the original text to put back."""
     original = card_path.read_text(encoding="utf-8")
-    card_path.write_text(original.rstrip("\n") + f"\n\nEdited for the benchmark: {marker}.\n", encoding="utf-8")
+    lines = original.split("\n")
+    answer = next(i for i, line in enumerate(lines) if line.startswith("# ")) + 2  # after the blank line
+    lines[answer] = f"{marker} {lines[answer].partition(' ')[2]}"
+    card_path.write_text("\n".join(lines), encoding="utf-8")
     return original

@@ -154,9 +154,11 @@ def decks_command(*args: str) -> list[str]:
 
 
 def read_decks_options() -> DecksOptions:
-    help_text = subprocess.run(
-        decks_command("build", "--help"), cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    # Not from ROOT: `-m` looks in the working folder first, which would hide a PYTHONPATH checkout.
+    run = subprocess.run(decks_command("build", "--help"), cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    if run.returncode != 0:
+        raise BenchmarkFailed(f"decks build --help failed:\n{run.stderr[-2000:]}")
+    help_text = run.stdout
     return DecksOptions(
         cache=re.search(r"--cache\b", help_text) is not None, jobs=re.search(r"--jobs\b", help_text) is not None
     )
@@ -225,10 +227,10 @@ class Bench:
         command = decks_command("build", "--content", str(corpus.content), "--dist", str(dist))
         if self.options.cache:
             command += ["--cache", str(corpus.cache)]
-        edited_topic, _ = TOPICS[round_number % len(TOPICS)]
+        edited_topic, _ = TOPICS[round_number % min(len(TOPICS), corpus.cards)]  # a topic that has a card 0
         edited_card = corpus.content / edited_topic / "card-00000.md"
         for tool in (COLD, NO_CHANGE, ONE_EDIT):
-            original = edit_answer(edited_card, f"round {round_number}") if tool == ONE_EDIT else None
+            original = edit_answer(edited_card, f"Edited{round_number}") if tool == ONE_EDIT else None
             try:
                 sample = measure(command, folder, self.env(corpus), folder / "logs" / _slug(tool))
             finally:
@@ -298,19 +300,26 @@ def count_built_notes(row: Row) -> int | None:
 # --- the report ------------------------------------------------------------------------------
 
 
-def markdown_table(rows: list[Row]) -> str:
+def versus_ankdown(rows: list[Row]) -> dict[tuple[str, int], tuple[float, float]]:
+    """Each row's CPU and wall time divided by ankdown's at the same size."""
     baseline = {row.cards: row for row in rows if row.tool == ANKDOWN}
+    return {
+        (row.tool, row.cards): (row.cpu_s / baseline[row.cards].cpu_s, row.wall_s / baseline[row.cards].wall_s)
+        for row in rows
+    }
+
+
+def markdown_table(rows: list[Row]) -> str:
+    ratios = versus_ankdown(rows)
     lines = [
         "| tool | cards | wall s | CPU s | peak RSS MB | CPU ÷ ankdown | wall ÷ ankdown |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        base = baseline.get(row.cards)
-        cpu_ratio = f"{row.cpu_s / base.cpu_s:.2f}" if base else "-"
-        wall_ratio = f"{row.wall_s / base.wall_s:.2f}" if base else "-"
+        cpu_ratio, wall_ratio = ratios[(row.tool, row.cards)]
         lines.append(
             f"| {row.tool} | {row.cards:,} | {row.wall_s:.2f} | {row.cpu_s:.2f} | {row.peak_rss_mb:.0f} "
-            f"| {cpu_ratio} | {wall_ratio} |"
+            f"| {cpu_ratio:.2f} | {wall_ratio:.2f} |"
         )
     return "\n".join(lines)
 
@@ -424,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     report += f"\n\n{arguments.runs} interleaved rounds in {time.perf_counter() - started:.0f} s; {load}.\n"
     sys.stdout.write(report)
     if arguments.json is not None:
+        relative = versus_ankdown(rows)
         results = {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "rounds": arguments.runs,
@@ -441,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                     "wall_s": row.wall_s,
                     "cpu_s": row.cpu_s,
                     "peak_rss_mb": row.peak_rss_mb,
+                    "cpu_vs_ankdown": relative[(row.tool, row.cards)][0],
+                    "wall_vs_ankdown": relative[(row.tool, row.cards)][1],
                     "samples": [asdict(s) for s in row.samples],
                     "outputs": row.outputs,
                     "notes": row.notes,
