@@ -211,7 +211,7 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
 
 
 R = TypeVar("R")
-_FIELD_TYPES = {"int": int, "str": str, "str | None": (str, type(None))}
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "str": str, "str | None": (str, type(None))}
 
 
 def _record(cls: type[R], data: Any) -> R:

@@ -62,7 +62,8 @@ class _PinnedModel(genanki.Model):
         self.pinned_mod = mod
 
     def to_json(self, timestamp: float, deck_id: int) -> dict[str, object]:
-        return super().to_json(self.pinned_mod, deck_id)
+        data: dict[str, object] = super().to_json(self.pinned_mod, deck_id)
+        return data
 
 
 class _PinnedNote(genanki.Note):

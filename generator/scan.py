@@ -193,8 +193,8 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
                 i += 2
         elif char == "`":
             run = _run_length(text, i, "`")
-            end = index.backtick_run(i + run, run)
-            stop = i + run if end is None else end + run
+            closing = index.backtick_run(i + run, run)
+            stop = i + run if closing is None else closing + run
             buffer.append(text[i:stop])
             i = stop
         elif char == "$":
@@ -208,14 +208,14 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
                     emit_math(text[i + 2 : end], True, i)
                     i = end + 2
             else:
-                end = index.inline_dollar_close(i)
-                if end is None:
+                inline_end = index.inline_dollar_close(i)
+                if inline_end is None:
                     report(i, "'$' has no matching closing '$'", DOLLAR_HINT)
                     buffer.append("$")
                     i += 1
                 else:
-                    emit_math(text[i + 1 : end], False, i)
-                    i = end + 1
+                    emit_math(text[i + 1 : inline_end], False, i)
+                    i = inline_end + 1
         else:
             buffer.append(char)
             i += 1

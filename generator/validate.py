@@ -189,10 +189,10 @@ def _split_body(
     rest = lines[start + 1 :]
     in_fence = False
     separator = None
-    for offset, line in enumerate(rest):
-        if line.lstrip().startswith(("```", "~~~")):
+    for offset, body_line in enumerate(rest):
+        if body_line.lstrip().startswith(("```", "~~~")):
             in_fence = not in_fence
-        if not in_fence and line.rstrip() == FRONT_END:
+        if not in_fence and body_line.rstrip() == FRONT_END:
             separator = offset
             break
     if separator is None:
