@@ -136,12 +136,11 @@ def _takes_weights(function: Callable[..., Any]) -> bool:
 def _prepare(with_keras: bool) -> None:
     random.seed(0)
     _cut_network()
-    try:
-        import numpy as np
-
-        np.random.seed(0)
+    try:  # optional, like Keras: imported by name so type checking does not need them installed
+        np: Any = importlib.import_module("numpy")
     except ImportError:
         return
+    np.random.seed(0)
     if not with_keras:  # the card does not use Keras: do not pay for importing it
         return
     try:
