@@ -378,50 +378,13 @@ window.addEventListener('load', () => {
 """
 
 
-@pytest.fixture(scope="module")
-def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The preview of the sample cards, with a card using every feature at once."""
-    base = tmp_path_factory.mktemp("fixture")
-    runner = CliRunner()
-    content = base / "content"
-    content.mkdir()
-    (content / "deckset.yaml").write_text("name: Test Decks\n")
-    for order, key in enumerate(("alpha", "beta")):
-        (content / key).mkdir()
-        (content / key / "topic.yaml").write_text(f"name: {key.title()}\ndescription: d\norder: {order}\n")
-    for name, text in FIXTURE_CARDS.items():
-        topic = "beta" if name in ("cloze", "reversed") else "alpha"
-        (content / topic / f"{name}.md").write_text(text)
-    result = runner.invoke(main, ["preview", "--content", str(content), "--out", str(base / "site")])
+@pytest.fixture
+def fixture_site(content: Path, sample_cards: None, runner: CliRunner, tmp_path: Path) -> Path:
+    """The preview of the sample cards (code, math, a table, a cloze, a reversed card), made by the CLI."""
+    site = tmp_path / "site"
+    result = runner.invoke(main, ["preview", "--content", str(content), "--out", str(site)])
     assert result.exit_code == 0, result.output
-    return base / "site"
-
-
-FIXTURE_CARDS = {
-    "dense": (
-        "---\nid: alpha-dense\ntags: [code]\nsource: [s#1]\n---\n# How do you build a Dense layer?\n\n"
-        "Call `keras.layers.Dense(units)`:\n\n```python\nimport keras\nlayer = keras.layers.Dense(4)  # four units\n"
-        'print("built", layer.units)\n```\n'
-    ),
-    "sigmoid": (
-        "---\nid: alpha-sigmoid\ntags: [math]\nsource: [s#2]\n---\n# What is the sigmoid function $\\sigma$?\n\n"
-        "$$\\sigma(x) = \\frac{1}{1 + e^{-x}}$$\n\nIts output lies in $(0, 1)$ and "
-        "$\\sigma'(x) = \\sigma(x)(1-\\sigma(x))$; also \\(a < b\\).\n"
-    ),
-    "table": (
-        "---\nid: alpha-table\ntags: [comparison]\nsource: [s#3]\n---\n# L1 or L2?\n\n"
-        "| | L1 | L2 |\n|---|---|---|\n| weights | sparse | small |\n"
-    ),
-    "cloze": (
-        "---\nid: beta-cloze\ntags: [math]\ntype: cloze\nsource: [s#4]\n---\n# Softmax\n\n"
-        "Softmax maps logits to {{c1::probabilities}}: {{c2::$\\frac{e^{z_i}}{\\sum_j e^{z_j}}$}}.\n%\n"
-        "The outputs sum to one.\n"
-    ),
-    "reversed": (
-        "---\nid: beta-epoch\ntags: [concept]\ntype: reversed\nsource: [s#5]\n---\n# Epoch\n\n"
-        "One full pass over the training data.\n"
-    ),
-}
+    return site
 
 
 def _with_report(page: Path) -> Path:
@@ -467,7 +430,14 @@ def test_card_page_in_a_browser(fixture_site: Path, tmp_path: Path, name: str) -
 
 @pytest.mark.slow
 @needs_chromium
-def test_index_search_in_a_browser(fixture_site: Path, tmp_path: Path) -> None:
+def test_index_search_in_a_browser(
+    content: Path, sample_cards: None, write_card: WriteCard, runner: CliRunner, tmp_path: Path
+) -> None:
+    write_card(
+        "alpha", "relu", "id: alpha-relu\ntags: [math]\nsource: [s#6]", "# Why is $\\max(0, x)$ cheap?\n\nNo exp.\n"
+    )
+    site = tmp_path / "site"
+    assert runner.invoke(main, ["preview", "--content", str(content), "--out", str(site)]).exit_code == 0
     script = """<script>window.addEventListener('load', () => {
       const visible = [...document.querySelectorAll('.cards li')].filter((li) => !li.hidden)
         .map((li) => li.querySelector('a').getAttribute('href'));
@@ -476,16 +446,17 @@ def test_index_search_in_a_browser(fixture_site: Path, tmp_path: Path) -> None:
                                         math: document.querySelectorAll('.cards math').length});
       document.body.replaceChildren(pre);
     });</script>"""
-    page = fixture_site / "index-report.html"
-    page.write_text((fixture_site / "index.html").read_text().replace("</body>", script + "</body>"))
+    page = site / "index-report.html"
+    page.write_text((site / "index.html").read_text().replace("</body>", script + "</body>"))
     everything = report(page.as_uri(), tmp_path / "a")
-    assert len(everything["visible"]) == 5 and everything["count"] == "5 cards"
-    assert everything["math"] == 1  # the sigmoid question's formula is typeset in the index
+    assert len(everything["visible"]) == 6 and everything["count"] == "6 cards"
+    assert everything["math"] == 1  # the formula in a question is typeset in the index too
     assert report(page.as_uri() + "?q=tag:math", tmp_path / "b")["visible"] == [
         "cards/alpha/sigmoid.html",
+        "cards/alpha/relu.html",
         "cards/beta/cloze.html",
     ]
-    assert report(page.as_uri() + "?q=dense%20layer", tmp_path / "c")["count"] == "1 of 5 cards"
+    assert report(page.as_uri() + "?q=dense%20layer", tmp_path / "c")["count"] == "1 of 6 cards"
 
 
 # Lays out every side of every card of the real content at 1280 px and lists what scrolls sideways.
