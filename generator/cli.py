@@ -231,7 +231,11 @@ def check_command(
     click.echo(f"{len(chosen) if only else len(result.cards) if result else 0} cards OK")
     if not run_code:
         return
+    from generator import runcode
     from generator.runcode import extract_program, run_programs
+
+    if problem := runcode.missing_verify_extra():
+        raise click.ClickException(problem)
 
     report = run_programs([extract_program(card) for card in chosen], workers=jobs or 2)
     for problem in report.problems:
