@@ -234,8 +234,8 @@ def check_command(
     from generator import runcode
     from generator.runcode import extract_program, run_programs
 
-    if problem := runcode.missing_verify_extra():
-        raise click.ClickException(problem)
+    if missing := runcode.missing_verify_extra():
+        raise click.ClickException(missing)
 
     report = run_programs([extract_program(card) for card in chosen], workers=jobs or 2)
     for problem in report.problems:
