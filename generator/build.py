@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from generator.cache import RenderCache
+from generator.cache import RenderCache, package_environment_key
 from generator.compile import Progress, compile_cards
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
 from generator.ids import deck_id, note_guid
@@ -30,8 +30,8 @@ from generator.ledger import (
     unreleased_changes,
 )
 from generator.load import deck_name_key
-from generator.model import DeckSet, RenderedCard, Topic
-from generator.notetype import note_types
+from generator.model import DeckSet, MediaFile, RenderedCard, Topic
+from generator.notetype import NoteType, note_types
 from generator.package import PackagedDeck, PackagedNote, package_bytes
 from generator.publish import PublishError, publish
 from generator.release import (
@@ -195,7 +195,7 @@ def compile_release(
                 ),
             )
             packaged.append((deck, topic_cards))
-            data = package_bytes([deck], type_mods, [m for r in topic_cards for m in r.media])
+            data = _package([deck], type_mods, [m for r in topic_cards for m in r.media], options.cache)
             files[f"{topic.key}.apkg"] = data
             deck_records[index] = replace(
                 deck_records[index],
@@ -203,9 +203,10 @@ def compile_release(
                 notes=len(topic_cards),
                 cards=sum(r.card_count for r in topic_cards),
             )
-        files[ALL_TOPICS_FILE] = package_bytes(
-            [deck for deck, _ in packaged], type_mods, [m for _, rs in packaged for r in rs for m in r.media]
-        )
+        files[ALL_TOPICS_FILE] = _package(
+            [deck for deck, _ in packaged], type_mods, [m for _, rs in packaged for r in rs for m in r.media],
+            options.cache,
+        )  # fmt: skip
     manifest = replace(manifest, decks=tuple(deck_records))
     if package:
         files[CHECKSUMS_FILE] = "".join(
@@ -256,6 +257,33 @@ def check(
             if deck.file not in result.files and (dist_dir / deck.file).exists():
                 differences.append(Difference(deck.file, "no longer built from any topic: run 'decks build'"))
     return result, differences
+
+
+def _package(
+    decks: list[PackagedDeck],
+    type_mods: dict[str, tuple[NoteType, int]],
+    media: list[MediaFile],
+    cache: RenderCache | None,
+) -> bytes:
+    """Package the decks, or take the package made last time from exactly the same inputs."""
+    if cache is None:
+        return package_bytes(decks, type_mods, media)
+    digest = hashlib.sha256(package_environment_key().encode())
+    for deck in decks:
+        digest.update(json.dumps([deck.deck_id, deck.name, deck.description]).encode())
+        for note in deck.notes:
+            parts = (note.guid, note.kind, *note.fields, *note.tags, str(note.mod), str(note.note_id), str(note.due))
+            digest.update("\0".join(parts).encode() + b"\1")
+    for kind, (note_type, mod) in sorted(type_mods.items()):
+        digest.update(f"{kind} {note_type.definition_hash()} {mod}\n".encode())
+    for item in media:
+        digest.update(f"{item.name}\n".encode())  # the name holds the content hash
+    key = digest.hexdigest()
+    data = cache.get_package(key)
+    if data is None:
+        data = package_bytes(decks, type_mods, media)
+        cache.put_package(key, data)
+    return data
 
 
 def _read_text(path: Path) -> str:

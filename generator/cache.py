@@ -48,6 +48,16 @@ def environment_key() -> str:
     return digest.hexdigest()
 
 
+@cache
+def package_environment_key() -> str:
+    """Hash of what turns notes into a package: the packaging code and genanki's version."""
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}\n".encode())
+    for module in ("package", "notetype", "ids"):
+        digest.update(Path(__file__).with_name(f"{module}.py").read_bytes())
+    digest.update(metadata.version("genanki").encode())
+    return digest.hexdigest()
+
+
 class RenderCache:
     """Compiled cards on disk, one JSON file per card version."""
 
@@ -72,18 +82,34 @@ class RenderCache:
         if card is None or any(d.severity == "error" for d in diagnostics):
             return
         data = json.dumps(_encode(card, diagnostics), separators=(",", ":")).encode()
-        path = self._path(self.key(source))
+        _write_atomic(self._path(self.key(source)), data)
+
+    def get_package(self, key: str) -> bytes | None:
+        """A package made before from the same inputs; its trailing SHA-256 proves it is whole."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".entry-", suffix=".tmp")
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temp, path)
+            stored = (self.folder / "packages" / f"{key}.apkg").read_bytes()
         except OSError:
-            return  # a cache that cannot be written only costs time
+            return None
+        data, digest = stored[:-32], stored[-32:]
+        return data if len(stored) > 32 and hashlib.sha256(data).digest() == digest else None
+
+    def put_package(self, key: str, data: bytes) -> None:
+        _write_atomic(self.folder / "packages" / f"{key}.apkg", data + hashlib.sha256(data).digest())
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write so that a reader (another build) sees the old entry or the new one, never half."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".entry-", suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except OSError:
+        return  # a cache that cannot be written only costs time
 
 
 def _encode(rendered: RenderedCard, diagnostics: tuple[Diagnostic, ...]) -> dict[str, Any]:

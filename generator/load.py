@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def _read_cards(folder: Path, root: Path, topic: str, diagnostics: list[Diagnost
                 diagnostics.append(
                     error(Location(path), f"card file must end in '{CARD_SUFFIX}'", f"rename it to {path.stem}.md")
                 )
-            elif _entry_kind(path, root, diagnostics) == "file":
+            elif _is_plain_file(path) or _entry_kind(path, root, diagnostics) == "file":
                 text = _read_text(path, diagnostics)
                 if text is not None:
                     files.append(SourceFile(path, topic, text))
@@ -136,17 +137,25 @@ def _is_markdown(path: Path) -> bool:
     return path.suffix.lower() in MARKDOWN_SUFFIXES
 
 
+def _is_plain_file(path: Path) -> bool:
+    """A regular file that is no symlink: inside the (already checked) folder it was found in."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def _read_text(path: Path, diagnostics: list[Diagnostic]) -> str | None:
     try:
-        if path.is_dir():
-            diagnostics.append(error(Location(path), "expected a file, found a folder", "rename or remove it"))
-            return None
-        if path.stat().st_size > MAX_FILE_BYTES:
-            diagnostics.append(
-                error(Location(path), f"file is larger than {MAX_FILE_BYTES // 1000} KB", "split it into several cards")
-            )
-            return None
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+                message = f"file is larger than {MAX_FILE_BYTES // 1000} KB"
+                diagnostics.append(error(Location(path), message, "split it into several cards"))
+                return None
+            data = handle.read()
+    except IsADirectoryError:
+        diagnostics.append(error(Location(path), "expected a file, found a folder", "rename or remove it"))
+        return None
     except OSError as exc:
         diagnostics.append(error(Location(path), f"cannot read the file: {exc.strerror}", "check its permissions"))
         return None

@@ -7,6 +7,7 @@ colour it for light and night mode.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -17,6 +18,7 @@ from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 
 from generator.cloze import cloze_ordinals
@@ -73,11 +75,13 @@ def render_markdown(
 ) -> tuple[str, tuple[MediaFile, ...], list[Diagnostic]]:
     """Render Markdown with math and code cut out first; return sanitised HTML, images, problems."""
     images = _ImageCollector(path, text, first_line)
-    cutout = _CutOutPreprocessor(path, first_line, cloze=cloze)
-    md = markdown.Markdown(extensions=["tables", "sane_lists", _CardExtension(cutout)], output_format="html")
+    md, cutout = _markdown()
+    md.reset()
+    cutout.begin(path, first_line, cloze=cloze)
     try:
         body = md.convert(text)
     except RecursionError:
+        _markdown.cache_clear()  # its state after the error is unknown: start afresh next time
         problem = error(
             Location(path, first_line, 1),
             "Markdown nested too deeply to render",
@@ -148,11 +152,25 @@ def render_code(info: str, code: str) -> tuple[str, str | None]:
     if fence is None:
         return "", problem
     try:
-        lexer = get_lexer_by_name(fence.language, stripnl=False, ensurenl=True)
+        lexer, formatter = _highlighter(fence.language)
     except ValueError:
         return "", f"unknown code language '{fence.language}'"
-    formatter = HtmlFormatter(cssclass=f"{CODE_CSS_CLASS} language-{fence.language}", wrapcode=True)
     return highlight(code, lexer, formatter), None
+
+
+@functools.lru_cache(maxsize=64)
+def _highlighter(language: str) -> tuple[Lexer, HtmlFormatter[str]]:
+    """One lexer and one formatter per language, made once: both are costly to build and keep no state."""
+    lexer = get_lexer_by_name(language, stripnl=False, ensurenl=True)
+    return lexer, HtmlFormatter(cssclass=f"{CODE_CSS_CLASS} language-{language}", wrapcode=True)
+
+
+@functools.cache
+def _markdown() -> tuple[markdown.Markdown, _CutOutPreprocessor]:
+    """One Markdown converter per process, reset before each card (building one costs more than a card)."""
+    cutout = _CutOutPreprocessor()
+    md = markdown.Markdown(extensions=["tables", "sane_lists", _CardExtension(cutout)], output_format="html")
+    return md, cutout
 
 
 class _ImageCollector:
@@ -228,8 +246,12 @@ class _CutOutPreprocessor(Preprocessor):
     placeholders' marker characters if they were in the source text).
     """
 
-    def __init__(self, path: Path, first_line: int, *, cloze: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
+        self.begin(Path(), 1, cloze=False)
+
+    def begin(self, path: Path, first_line: int, *, cloze: bool) -> None:
+        """Start on a new piece of Markdown."""
         self.path = path
         self.first_line = first_line
         self.cloze = cloze

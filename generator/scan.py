@@ -8,6 +8,7 @@ but are skipped so that a `$` inside backticks is not taken for math.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,17 @@ def without_blank_prose(segments: tuple[Segment, ...]) -> list[Segment]:
 
 
 def scan(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], list[Diagnostic]]:
-    """Cut `text` into segments; `first_line` is the file line `text` starts on."""
+    """Cut `text` into segments; `first_line` is the file line `text` starts on.
+
+    Validation, rendering and the reader checks all need a card's segments: a
+    small memo makes each side of a card scanned once.
+    """
+    segments, diagnostics = _scan_memo(text, path, first_line)
+    return segments, list(diagnostics)
+
+
+@functools.lru_cache(maxsize=16)
+def _scan_memo(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], tuple[Diagnostic, ...]]:
     lines = text.split("\n")
     segments: list[Segment] = []
     diagnostics: list[Diagnostic] = []
@@ -122,7 +133,7 @@ def scan(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], l
         segments.append(Fence(match["info"], code, match["indent"], location))
         index = closing + 1
     flush_prose()
-    return tuple(segments), diagnostics
+    return tuple(segments), tuple(diagnostics)
 
 
 def _find_fence_close(lines: list[str], start: int, fence: str) -> int | None:
@@ -245,16 +256,10 @@ class _DelimiterIndex:
     def __init__(self, text: str) -> None:
         self.text = text
         self._found: dict[str, int] = {}
-        self._runs: dict[int, list[int]] = {}
-        for match in re.finditer(r"`+", text):
-            self._runs.setdefault(len(match.group()), []).append(match.start())
-        # Candidate closers of inline math: an unescaped `$` after a non-space, not before a digit.
-        self._dollar_closers = [
-            p
-            for p in (m.end() - 1 for m in re.finditer(r"(?<!\\)(?:\\\\)*\$", text))
-            if p > 0 and not text[p - 1].isspace() and not (p + 1 < len(text) and text[p + 1].isdigit())
-        ]
-        self._paragraph_ends = [m.start() for m in re.finditer("\n\n", text)]
+        # Built on first use: most prose has no backtick or `$` at all.
+        self._runs: dict[int, list[int]] | None = None
+        self._dollar_closers: list[int] | None = None
+        self._paragraph_ends: list[int] | None = None
 
     def next(self, needle: str, start: int) -> int:
         """Index of `needle` at or after `start`, or -1; each needle's search moves only forward."""
@@ -266,6 +271,10 @@ class _DelimiterIndex:
 
     def backtick_run(self, start: int, length: int) -> int | None:
         """Start of the first run of exactly `length` backticks at or after `start` (CommonMark code spans)."""
+        if self._runs is None:
+            self._runs = {}
+            for match in re.finditer(r"`+", self.text):
+                self._runs.setdefault(len(match.group()), []).append(match.start())
         positions = self._runs.get(length, [])
         index = bisect.bisect_left(positions, start)
         return positions[index] if index < len(positions) else None
@@ -279,6 +288,14 @@ class _DelimiterIndex:
         text = self.text
         if start + 1 >= len(text) or text[start + 1].isspace():
             return None
+        if self._paragraph_ends is None or self._dollar_closers is None:
+            self._paragraph_ends = [m.start() for m in re.finditer("\n\n", text)]
+            # Candidate closers: an unescaped `$` after a non-space, not before a digit.
+            self._dollar_closers = [
+                p
+                for p in (m.end() - 1 for m in re.finditer(r"(?<!\\)(?:\\\\)*\$", text))
+                if p > 0 and not text[p - 1].isspace() and not (p + 1 < len(text) and text[p + 1].isdigit())
+            ]
         ends = self._paragraph_ends
         paragraph = bisect.bisect_left(ends, start)
         limit = ends[paragraph] if paragraph < len(ends) else len(text)

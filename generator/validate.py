@@ -291,9 +291,7 @@ def _check_fence(fence: Fence, card_type: CardType) -> list[Diagnostic]:
                 "to keep code from running write ```python no-run: <reason>",
             )
         ]
-    try:
-        get_lexer_by_name(info.language)
-    except ClassNotFound:
+    if not _is_known_language(info.language):
         return [
             error(
                 fence.location,
@@ -314,3 +312,13 @@ def _did_you_mean(language: str) -> str:
 @functools.cache
 def _lexer_aliases() -> tuple[str, ...]:
     return tuple(sorted({alias for _, aliases, _, _ in get_all_lexers() for alias in aliases}))
+
+
+@functools.lru_cache(maxsize=256)
+def _is_known_language(language: str) -> bool:
+    """Whether Pygments has a lexer of this name (looked up once per name: the lookup is slow)."""
+    try:
+        get_lexer_by_name(language)
+    except ClassNotFound:
+        return False
+    return True

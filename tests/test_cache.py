@@ -1,0 +1,131 @@
+"""A cached build is never stale: after each kind of change it is byte-identical to a cold build."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from generator import cache as cache_module
+from generator.build import Options, build
+from generator.cache import RenderCache
+from tests.conftest import T0
+
+Change = Callable[[Path], None]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def twin(content: Path, sample_cards: None, tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Build the content twice from the same dist/: cold, and through a warm cache; compare."""
+    (content / "alpha" / "pic.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><rect width="1"/></svg>')
+    (content / "alpha" / "picture.md").write_text(
+        "---\nid: alpha-picture\ntags: [x]\nsource: [alpha]\n---\n# A picture?\n\n![p](pic.svg)\n"
+    )
+    cache = RenderCache(tmp_path / "cache")
+    base = tmp_path / "base"
+    build(content, base, T0, options=Options(cache=cache))  # warms the cache
+    step = [0]
+
+    def compare(change: Change, **options: bool) -> None:
+        step[0] += 1
+        change(content)
+        cold, warm = tmp_path / f"cold{step[0]}", tmp_path / f"warm{step[0]}"
+        shutil.copytree(base, cold)
+        shutil.copytree(base, warm)
+        now = T0 + 100 * step[0]
+        cold_result = build(content, cold, now, options=Options(**options))
+        warm_result = build(content, warm, now, options=Options(cache=cache, **options))
+        assert snapshot(warm) == snapshot(cold)
+        assert warm_result.warnings == cold_result.warnings
+        # And once more from the cache alone: still the same bytes.
+        again = tmp_path / f"again{step[0]}"
+        shutil.copytree(base, again)
+        assert build(content, again, now, options=Options(cache=cache, **options)).cache_hits == len(cold_result.cards)
+        assert snapshot(again) == snapshot(cold)
+
+    yield compare
+
+
+def edit_card(content: Path) -> None:
+    path = content / "alpha" / "sigmoid.md"
+    path.write_text(path.read_text().replace("emphasis", "stress"))
+
+
+def delete_card(content: Path) -> None:
+    (content / "beta" / "reversed.md").unlink()
+
+
+def rename_topic(content: Path) -> None:
+    (content / "beta" / "topic.yaml").write_text("name: Renamed Topic\ndescription: About beta.\norder: 1\n")
+
+
+def replace_image(content: Path) -> None:
+    (content / "alpha" / "pic.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle r="2"/></svg>')
+
+
+def corrupt_cache(_content: Path) -> None:
+    folder = Path(_content).parent / "cache"
+    for entry in folder.rglob("*"):
+        if entry.is_file():
+            entry.write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])
+
+
+@pytest.mark.parametrize(
+    ("change", "options"),
+    [
+        (edit_card, {}),
+        (delete_card, {}),
+        (rename_topic, {"allow_rename": True}),
+        (replace_image, {}),
+        (corrupt_cache, {}),
+    ],
+    ids=["card-edit", "deleted-card", "topic-rename", "changed-image", "corrupted-cache"],
+)
+def test_cached_build_equals_cold_build(twin: Callable[..., None], change: Change, options: dict[str, bool]) -> None:
+    twin(change, **options)
+
+
+def test_a_css_change_repackages(twin: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator import build as build_module
+    from generator.notetype import note_types
+
+    def restyled() -> dict[str, object]:
+        from dataclasses import replace
+
+        return {kind: replace(nt, css=nt.css + "\n.card { color: teal; }\n") for kind, nt in note_types().items()}
+
+    monkeypatch.setattr(build_module, "note_types", restyled)
+    twin(lambda _content: None)
+
+
+def test_a_new_library_version_invalidates_the_cache(
+    twin: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = cache_module.environment_key()
+    real_version = cache_module.metadata.version
+    monkeypatch.setattr(
+        cache_module.metadata, "version", lambda name: "99.0" if name == "markdown" else real_version(name)
+    )
+    cache_module.environment_key.cache_clear()
+    try:
+        assert cache_module.environment_key() != before
+        twin(edit_card)
+    finally:
+        cache_module.environment_key.cache_clear()
+
+
+def test_a_card_with_an_error_is_never_served_from_the_cache(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    card = content / "alpha" / "broken.md"
+    card.write_text("---\nid: alpha-broken\ntags: [x]\nsource: [alpha]\n---\n# Q?\n\n![p](later.png)\n")
+    cache = RenderCache(tmp_path / "cache")
+    with pytest.raises(Exception, match="not found"):
+        build(content, tmp_path / "dist", T0, options=Options(cache=cache))
+    (content / "alpha" / "later.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    result = build(content, tmp_path / "dist", T0, options=Options(cache=cache))
+    assert any(m.name.startswith("later-") for r in result.cards for m in r.media)
