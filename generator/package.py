@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 import warnings
@@ -26,6 +27,7 @@ from generator.notetype import NoteType
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_LEVEL = 6
+LARGE_COLLECTION = 2_000  # notes; a larger collection is built on disk to keep memory flat
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +92,15 @@ def package_bytes(
         for note in sorted(deck.notes, key=lambda n: n.note_id):
             genanki_deck.add_note(_PinnedNote(note, models[note.kind]))
         genanki_decks.append(genanki_deck)
-    collection = _collection_bytes(genanki.Package(genanki_decks))
+    package = genanki.Package(genanki_decks)
     unique_media = sorted({m.name: m for m in media}.values(), key=lambda m: m.name)
 
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        _add_entry(archive, "collection.anki2", collection)
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive:
+        if sum(len(deck.notes) for deck in decks) <= LARGE_COLLECTION:
+            _add_entry(archive, "collection.anki2", _collection_bytes(package))
+        else:
+            _add_collection_from_file(archive, package)
         index = {str(i): m.name for i, m in enumerate(unique_media)}
         _add_entry(archive, "media", json.dumps(index, sort_keys=True).encode())
         for i, item in enumerate(unique_media):
@@ -121,22 +126,43 @@ def _collection_bytes(package: genanki.Package) -> bytes:
     """The SQLite collection, built in memory (no temp file) and serialised."""
     connection = sqlite3.connect(":memory:")
     try:
-        with warnings.catch_warnings():
-            # genanki warns about '<' it takes for broken tags; fields are sanitised HTML already.
-            warnings.simplefilter("ignore", UserWarning)
-            # genanki takes a timestamp and id generator for whatever has none of
-            # its own; ours have their own, so these values are never used.
-            package.write_to_db(connection.cursor(), 0, itertools.count(1))
-        connection.commit()
+        _fill(connection, package)
         return connection.serialize()
     finally:
         connection.close()
 
 
+def _fill(connection: sqlite3.Connection, package: genanki.Package) -> None:
+    with warnings.catch_warnings():
+        # genanki warns about '<' it takes for broken tags; fields are sanitised HTML already.
+        warnings.simplefilter("ignore", UserWarning)
+        # genanki takes a timestamp and id generator for whatever has none of
+        # its own; ours have their own, so these values are never used.
+        package.write_to_db(connection.cursor(), 0, itertools.count(1))
+    connection.commit()
+
+
+def _add_collection_from_file(archive: zipfile.ZipFile, package: genanki.Package) -> None:
+    """Build a large collection on disk and stream it into the zip, so it is never in memory twice."""
+    with tempfile.TemporaryDirectory() as folder:
+        db_path = Path(folder) / "collection.anki2"
+        connection = sqlite3.connect(db_path)
+        try:
+            _fill(connection, package)
+        finally:
+            connection.close()
+        with open(db_path, "rb") as source, archive.open(_entry_info("collection.anki2"), "w") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+
+
 def _add_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    archive.writestr(_entry_info(name), data, compresslevel=ZIP_LEVEL)
+
+
+def _entry_info(name: str) -> zipfile.ZipInfo:
+    """Fixed date, system and mode, DEFLATE at a fixed level: the same bytes for the same zlib."""
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-    # DEFLATE at a fixed level: a sixth of the size, and the same bytes for the same zlib.
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = 3
     info.external_attr = 0o644 << 16
-    archive.writestr(info, data, compresslevel=ZIP_LEVEL)
+    return info
