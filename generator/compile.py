@@ -8,7 +8,11 @@ Nothing here knows about releases, the manifest or `dist/`.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from generator.parse import parse_card_file
 from generator.render import render_card
 from generator.validate import validate_file
 
+PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
 PARALLEL_THRESHOLD = 64  # below this many cards to render, a process pool costs more than it saves
 Progress = Callable[[int, int], None]  # called with (cards done, cards in all)
 
@@ -112,8 +117,17 @@ def _compile_all(sources: list[SourceFile], jobs: int) -> Iterable[tuple[Rendere
     # fork: the workers inherit the imported pipeline instead of importing it again.
     context = get_context("fork") if "fork" in get_all_start_methods() else get_context()
     chunk = max(8, min(64, len(sources) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_die_with_parent) as pool:
         yield from pool.map(compile_card, sources, chunksize=chunk)
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive a build that was killed (it would wait on its queue forever)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the build died before the line above ran
+            os._exit(1)
 
 
 def default_jobs() -> int:

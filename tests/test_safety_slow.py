@@ -113,3 +113,6 @@ def test_kill_at_any_moment_leaves_a_whole_release(tmp_path: Path) -> None:
     assert rerun.returncode == 0, rerun.stderr
     _consistent(dist)
     assert not list(tmp_path.glob(".staging-*"))
+    time.sleep(0.5)
+    leftovers = subprocess.run(["pgrep", "-f", str(content)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], "processes of a killed build outlived it"
