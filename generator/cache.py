@@ -28,7 +28,7 @@ CACHE_FORMAT = 1
 DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
 # The modules a card's compilation runs through (see generator.compile.compile_card).
 COMPILE_MODULES = (
-    "cache", "checks", "cloze", "cloze_tree", "compile", "diagnostics", "images", "load", "model", "parse", "render",
+    "cache", "checks", "cloze", "compile", "diagnostics", "images", "load", "model", "parse", "render",
     "sanitize", "scan", "validate",
 )  # fmt: skip
 

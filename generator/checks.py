@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from generator.cloze_tree import Cloze, deletions, parse_clozes
+from generator.cloze import Cloze, deletions, parse_clozes
 from generator.diagnostics import Diagnostic, Location, warning
 from generator.model import Card
 from generator.scan import Fence, Math, Prose, Segment, scan

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from generator.cloze_tree import ordinals
+from generator.cloze import ordinals
 from generator.compile import check_unique_ids, compile_card
 from generator.diagnostics import Diagnostic, display_path, sort_key, summarize
 from generator.load import Content, SourceFile, load_content

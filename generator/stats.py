@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.checks import answer_words
-from generator.cloze_tree import ordinals
+from generator.cloze import ordinals
 from generator.load import load_content
 from generator.model import CARD_TYPES, Card
 from generator.parse import parse_card_file

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from generator.checks import answer_words, reader_checks
-from generator.cloze_tree import Cloze, deletions, ordinals, parse_clozes
+from generator.cloze import Cloze, deletions, ordinals, parse_clozes
 from generator.diagnostics import Diagnostic
 from generator.model import Card, CardType
 from generator.parse import parse_card_file

@@ -87,6 +87,9 @@ class _ReplaceManifest(Exception):
         self.text = text
 
 
+DEEP_CLOZE = (
+    "---\nid: alpha-deep\ntags: [x]\nsource: [alpha]\ntype: cloze\n---\n# T\n\n" + "{{c1::" * 3000 + "x" + "}}" * 3000
+)
 NESTED_LIST = "".join("    " * i + "- x\n" for i in range(600))
 
 CASES = [
@@ -146,6 +149,9 @@ CASES = [
         topic_yaml("a:\n" + "".join("  " * i + "- \n" for i in range(600))), "beta/topic.yaml", id="deep-yaml"
     ),
     pytest.param(card("# Q?\n\n" + NESTED_LIST), "bad.md", id="deep-markdown-list"),
+    pytest.param(
+        raw("deep.md", DEEP_CLOZE.encode()), "deep.md:7:1: error: cloze deletion {{c1::…}} is nested", id="deep-cloze"
+    ),
     pytest.param(card("# Q?\n\n" + "$a " * 8000 + "\n"), "'$' has no matching closing '$'", id="many-dollars"),
     pytest.param(card("# Q?\n\nNUL \x00 here\n"), "bad.md:8:5: error: control character U+0000", id="nul"),
     pytest.param(card("# Q?\n\n![x](a\x00b.png)\n"), "control character U+0000", id="nul-in-image-path"),
