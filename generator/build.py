@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -113,13 +114,13 @@ def compile_release(
         raise BuildFailed(tuple(diagnostics))
     rendered = compiled.cards
     types = note_types()
-    root = content.deckset.config_path.parent
+    root_prefix = str(content.deckset.config_path.parent) + os.sep
     notes = {r.card.id: _note_content(r, types[r.card.type].model_id) for r in rendered}
     states = [
         CardState(
             id=r.card.id,
             previous_ids=r.card.previous_ids,
-            path=r.card.path.relative_to(root).as_posix() if r.card.path.is_relative_to(root) else str(r.card.path),
+            path=_relative(r.card.path, root_prefix),
             topic=r.card.topic,
             question=r.question_text,
             hash=_content_hash(notes[r.card.id]),
@@ -257,6 +258,12 @@ def check(
             if deck.file not in result.files and (dist_dir / deck.file).exists():
                 differences.append(Difference(deck.file, "no longer built from any topic: run 'decks build'"))
     return result, differences
+
+
+def _relative(path: Path, root_prefix: str) -> str:
+    """The card's path relative to the content folder, as the manifest records it (string work: fast)."""
+    text = str(path)
+    return text[len(root_prefix) :].replace(os.sep, "/") if text.startswith(root_prefix) else text
 
 
 def _package(

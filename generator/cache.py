@@ -71,10 +71,14 @@ class RenderCache:
         return digest.hexdigest()
 
     def get(self, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
-        path = self._path(self.key(source))
+        key = self.key(source)
         try:
-            entry = json.loads(path.read_bytes())
-            return _decode(entry)
+            # Plain strings and open(): path objects cost more than the read itself here.
+            with open(os.path.join(self.folder, key[:2], key + ".json"), "rb") as handle:
+                entry = json.loads(handle.read())
+            if entry["card"]["path"] != str(source.path):
+                return None
+            return _decode(entry, source.path)
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return None  # missing, corrupt or stale: compile again
 
@@ -131,11 +135,11 @@ def _encode(rendered: RenderedCard, diagnostics: tuple[Diagnostic, ...]) -> dict
     }  # fmt: skip
 
 
-def _decode(entry: dict[str, Any]) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
+def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
     raw = entry["card"]
     card = Card(
         id=raw["id"], topic=raw["topic"], type=raw["type"], tags=tuple(raw["tags"]), sources=tuple(raw["sources"]),
-        previous_ids=tuple(raw["previous_ids"]), front=raw["front"], back=raw["back"], path=Path(raw["path"]),
+        previous_ids=tuple(raw["previous_ids"]), front=raw["front"], back=raw["back"], path=card_path,
         id_line=raw["id_line"], front_line=raw["front_line"], back_line=raw["back_line"],
     )  # fmt: skip
     media = []
@@ -147,7 +151,7 @@ def _decode(entry: dict[str, Any]) -> tuple[RenderedCard, tuple[Diagnostic, ...]
             raise ValueError("an image changed since this entry was written")
         media.append(MediaFile(name, Path(source), data))
     diagnostics = tuple(
-        Diagnostic(severity, Location(Path(path), line, col), message, hint)
+        Diagnostic(severity, Location(card_path if path == str(card_path) else Path(path), line, col), message, hint)
         for severity, path, line, col, message, hint in entry["diagnostics"]
     )
     rendered = RenderedCard(card, tuple(entry["fields"]), tuple(media), entry["question_text"], entry["card_count"])
