@@ -16,11 +16,10 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from generator.cache import RenderCache, package_environment_key
-from generator.compile import Progress, compile_cards
+from generator.cache import RenderCache, environment_key, package_environment_key, tree_fingerprint
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
-from generator.ids import deck_id, note_guid
 from generator.ledger import (
     Changes,
     DeckRecord,
@@ -32,8 +31,6 @@ from generator.ledger import (
 )
 from generator.load import deck_name_key
 from generator.model import DeckSet, MediaFile, RenderedCard, Topic
-from generator.notetype import NoteType, note_types
-from generator.package import PackagedDeck, PackagedNote, package_bytes
 from generator.publish import PublishError, publish
 from generator.release import (
     UNRELEASED,
@@ -48,6 +45,11 @@ from generator.release import (
     removal_warnings,
     updated_changelog,
 )
+
+if TYPE_CHECKING:
+    from generator.compile import Progress
+    from generator.notetype import NoteType
+    from generator.package import PackagedDeck
 
 MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
@@ -105,6 +107,12 @@ def compile_release(
     `previous` is the manifest in dist/ (EMPTY for none); `now` is the mod time
     given to changed cards. Raises BuildFailed listing every problem.
     """
+    # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
+    from generator.compile import compile_cards
+    from generator.ids import deck_id, note_guid
+    from generator.notetype import note_types
+    from generator.package import PackagedDeck, PackagedNote
+
     started = time.perf_counter()
     compiled = compile_cards(content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress)
     compiled_at = time.perf_counter()
@@ -224,6 +232,9 @@ def build(
     content_dir: Path, dist_dir: Path, now: int, *, options: Options = Options(), release: str | None = None
 ) -> BuildResult:
     """Build the draft (or cut a release) and publish it to `dist_dir` as one unit."""
+    stamp_name, fingerprint = _fingerprint(content_dir, dist_dir, options, release)
+    if stamp_name is not None and (unchanged := _unchanged(dist_dir, options, stamp_name, fingerprint)) is not None:
+        return unchanged
     previous = _previous_manifest(dist_dir)
     result = compile_release(
         content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options,
@@ -234,7 +245,60 @@ def build(
         publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
     except PublishError as failure:
         raise BuildFailed((error(Location(dist_dir), str(failure), "check free space and permissions"),)) from None
+    if stamp_name is not None and options.cache is not None:
+        options.cache.save_stamp(stamp_name, _stamp(fingerprint, result))
     return result
+
+
+def _fingerprint(
+    content_dir: Path, dist_dir: Path, options: Options, release: str | None
+) -> tuple[str | None, str | None]:
+    """Where the up-to-date stamp of this content and dist/ lives, and the content's current fingerprint.
+
+    Taken before compiling, so an edit made during a build makes the next build a full one.
+    """
+    if options.cache is None or release is not None:
+        return None, None
+    tree = tree_fingerprint(content_dir.resolve())
+    if tree is None:
+        return None, None
+    where = f"{content_dir.resolve()}\0{dist_dir.resolve()}"
+    what = f"{tree}\0{environment_key()}\0{package_environment_key()}\0{options.strict}\0{options.allow_rename}"
+    return hashlib.sha256(where.encode()).hexdigest(), hashlib.sha256(what.encode()).hexdigest()
+
+
+def _stamp(fingerprint: str | None, result: BuildResult) -> dict[str, object]:
+    return {
+        "fingerprint": fingerprint,
+        "dist": {name: hashlib.sha256(data).hexdigest() for name, data in result.files.items()},
+        "warnings": [
+            [d.severity, str(d.location.path), d.location.line, d.location.col, d.message, d.hint]
+            for d in result.warnings
+        ],
+    }
+
+
+def _unchanged(dist_dir: Path, options: Options, stamp_name: str, fingerprint: str | None) -> BuildResult | None:
+    """The last build's result, when neither the sources, the generator nor dist/ changed since (like make)."""
+    assert options.cache is not None
+    stamp = options.cache.load_stamp(stamp_name)
+    if stamp is None or stamp.get("fingerprint") != fingerprint:
+        return None
+    try:
+        for name, digest in stamp["dist"].items():
+            if hashlib.sha256((dist_dir / name).read_bytes()).hexdigest() != digest:
+                return None
+        warnings = tuple(
+            Diagnostic(severity, Location(Path(path), line, col), message, hint)
+            for severity, path, line, col, message, hint in stamp["warnings"]
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if options.strict and warnings:
+        raise BuildFailed(warnings)
+    manifest = _previous_manifest(dist_dir)
+    notes = sum(d.notes for d in manifest.decks)
+    return BuildResult(manifest, manifest, unreleased_changes(manifest), {}, (), warnings, notes, {"up to date": 0.0})
 
 
 def check(
@@ -273,6 +337,8 @@ def _package(
     cache: RenderCache | None,
 ) -> bytes:
     """Package the decks, or take the package made last time from exactly the same inputs."""
+    from generator.package import package_bytes
+
     if cache is None:
         return package_bytes(decks, type_mods, media)
     digest = hashlib.sha256(package_environment_key().encode())

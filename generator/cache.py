@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
+import time
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -58,6 +60,33 @@ def package_environment_key() -> str:
     return digest.hexdigest()
 
 
+RACY_MARGIN_NS = 2_000_000_000  # a file changed this close to a stamp may change again unseen (as in git)
+
+
+def tree_fingerprint(root: Path) -> str | None:
+    """Hash of every file's name, size, mtime and inode under `root`.
+
+    None when it cannot be trusted: a symlink (its target can change unseen),
+    or a file modified within the last moments (a second edit in the same
+    clock tick would keep its mtime, the "racy git" problem).
+    """
+    digest = hashlib.sha256()
+    settled = time.time_ns() - RACY_MARGIN_NS
+    for directory, subfolders, names in os.walk(root):
+        subfolders.sort()
+        for name in [*subfolders, *sorted(names)]:
+            try:
+                status = os.lstat(os.path.join(directory, name))
+            except OSError:
+                return None
+            if stat.S_ISLNK(status.st_mode) or status.st_mtime_ns > settled:
+                return None
+            digest.update(
+                f"{directory}/{name}\0{status.st_mode}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\n".encode()
+            )
+    return digest.hexdigest()
+
+
 class RenderCache:
     """Compiled cards on disk, one JSON file per card version."""
 
@@ -87,6 +116,17 @@ class RenderCache:
             return
         data = json.dumps(_encode(card, diagnostics), separators=(",", ":")).encode()
         _write_atomic(self._path(self.key(source)), data)
+
+    def load_stamp(self, name: str) -> dict[str, Any] | None:
+        """What the last successful build into a dist/ recorded (see `generator.build`)."""
+        try:
+            data = json.loads((self.folder / "stamps" / f"{name}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save_stamp(self, name: str, data: dict[str, Any]) -> None:
+        _write_atomic(self.folder / "stamps" / f"{name}.json", json.dumps(data).encode())
 
     def get_package(self, key: str) -> bytes | None:
         """A package made before from the same inputs; its trailing SHA-256 proves it is whole."""

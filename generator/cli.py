@@ -290,7 +290,7 @@ def _summary(verb: str, result: BuildResult, started: float, verbose: bool) -> N
     seconds = time.monotonic() - started
     click.echo(
         f"{verb} {len(result.manifest.decks)} decks ({notes} notes, {cards} cards) in {seconds:.1f} s, "
-        f"{result.cache_hits} of {len(result.cards)} cards from the cache; {_state(result)}"
+        f"{result.cache_hits} of {notes} cards from the cache; {_state(result)}"
     )
     if verbose:
         for stage, spent in result.timings.items():

@@ -220,20 +220,33 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
 
 R = TypeVar("R")
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "str": str, "str | None": (str, type(None))}
+FieldSpec = tuple[str, type | tuple[type, ...], int]  # name, allowed types, largest allowed int
+
+
+def _field_specs(cls: Any) -> tuple[frozenset[str], tuple[FieldSpec, ...]]:
+    specs = tuple(
+        (f.name, _FIELD_TYPES[str(f.type)], MAX_MOD * 1000 if f.name.endswith("id") else MAX_MOD) for f in fields(cls)
+    )
+    return frozenset(name for name, _, _ in specs), specs
 
 
 def _record(cls: type[R], data: Any) -> R:
     """Build a record, checking every field's type, so a damaged manifest is an error here, not a crash later."""
     if not isinstance(data, dict):
         raise ValueError(f"a {cls.__name__} must be an object")
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]  # a dataclass type
-    if set(data) != set(names):
-        raise ValueError(f"a {cls.__name__} needs exactly the keys {', '.join(names)}")
-    for field in fields(cls):  # type: ignore[arg-type]
-        expected = _FIELD_TYPES[str(field.type)]
-        value = data[field.name]
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise ValueError(f"{cls.__name__}.{field.name} has the wrong type: {value!r}"[:200])
-        if isinstance(value, int) and not 0 <= value <= (MAX_MOD * 1000 if field.name.endswith("id") else MAX_MOD):
-            raise ValueError(f"{cls.__name__}.{field.name} is out of range: {value!r}")
+    names, specs = _SPECS[cls]
+    if data.keys() != names:
+        raise ValueError(f"a {cls.__name__} needs exactly the keys {', '.join(sorted(names))}")
+    for name, expected, largest in specs:
+        value = data[name]
+        if not isinstance(value, expected) or value is True or value is False:
+            raise ValueError(f"{cls.__name__}.{name} has the wrong type: {value!r}"[:200])
+        if type(value) is int and not 0 <= value <= largest:
+            raise ValueError(f"{cls.__name__}.{name} is out of range: {value!r}")
     return cls(**data)
+
+
+# Worked out once: per record type, its keys and each field's type and range.
+_SPECS: dict[type, tuple[frozenset[str], tuple[FieldSpec, ...]]] = {
+    cls: _field_specs(cls) for cls in (CardRecord, RemovedRecord, NoteTypeRecord, DeckRecord)
+}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,9 +13,17 @@ import pytest
 from generator import cache as cache_module
 from generator.build import Options, build
 from generator.cache import RenderCache
+from generator.diagnostics import BuildFailed
 from tests.conftest import T0
 
 Change = Callable[[Path], None]
+
+
+def settle(content: Path) -> None:
+    """Date every source a minute back: files modified moments ago never count as unchanged."""
+    past = time.time() - 60
+    for path in content.rglob("*"):
+        os.utime(path, (past, past))
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -92,15 +102,16 @@ def test_cached_build_equals_cold_build(twin: Callable[..., None], change: Chang
 
 
 def test_a_css_change_repackages(twin: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
-    from generator import build as build_module
-    from generator.notetype import note_types
+    from dataclasses import replace
 
-    def restyled() -> dict[str, object]:
-        from dataclasses import replace
+    from generator import notetype
 
-        return {kind: replace(nt, css=nt.css + "\n.card { color: teal; }\n") for kind, nt in note_types().items()}
+    original = notetype.note_types
 
-    monkeypatch.setattr(build_module, "note_types", restyled)
+    def restyled() -> dict[str, notetype.NoteType]:
+        return {kind: replace(nt, css=nt.css + "\n.card { color: teal; }\n") for kind, nt in original().items()}
+
+    monkeypatch.setattr(notetype, "note_types", restyled)
     twin(lambda _content: None)
 
 
@@ -129,3 +140,45 @@ def test_a_card_with_an_error_is_never_served_from_the_cache(content: Path, samp
     (content / "alpha" / "later.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     result = build(content, tmp_path / "dist", T0, options=Options(cache=cache))
     assert any(m.name.startswith("later-") for r in result.cards for m in r.media)
+
+
+def test_an_unchanged_build_is_recognised_and_any_change_defeats_it(
+    content: Path, sample_cards: None, tmp_path: Path
+) -> None:
+    cache = RenderCache(tmp_path / "cache")
+    dist = tmp_path / "dist"
+    options = Options(cache=cache)
+    first = build(content, dist, T0, options=options)
+    assert "up to date" not in build(content, dist, T0, options=options).timings  # just written: not trusted
+    settle(content)
+    build(content, dist, T0, options=options)
+    assert "up to date" not in first.timings
+    files = snapshot(dist)
+    assert "up to date" in build(content, dist, T0 + 5, options=options).timings
+    assert snapshot(dist) == files
+
+    (dist / "alpha.apkg").write_bytes(b"tampered")  # dist/ changed: rebuilt in full and repaired
+    assert "up to date" not in build(content, dist, T0 + 5, options=options).timings
+    assert snapshot(dist) == files
+
+    card = content / "alpha" / "sigmoid.md"
+    card.write_text(card.read_text().replace("emphasis", "stress"))  # a source changed
+    edited = build(content, dist, T0 + 10, options=options)
+    assert "up to date" not in edited.timings
+    assert edited.manifest.card_index()["alpha-sigmoid"].mod == T0 + 10
+    settle(content)
+    build(content, dist, T0 + 20, options=options)
+    assert "up to date" in build(content, dist, T0 + 20, options=options).timings
+
+
+def test_an_unchanged_build_still_reports_its_warnings(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    (content / "alpha" / "nosource.md").write_text("---\nid: alpha-nosource\ntags: [x]\n---\n# Q?\n\nA.\n")
+    settle(content)
+    cache = RenderCache(tmp_path / "cache")
+    dist = tmp_path / "dist"
+    first = build(content, dist, T0, options=Options(cache=cache))
+    again = build(content, dist, T0, options=Options(cache=cache))
+    assert "up to date" in again.timings
+    assert again.warnings == first.warnings != ()
+    with pytest.raises(BuildFailed):
+        build(content, dist, T0, options=Options(cache=cache, strict=True))
