@@ -18,7 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from generator.cache import RenderCache, environment_key, package_environment_key, tree_fingerprint
+from generator.cache import (
+    RACY_MARGIN_NS,
+    RenderCache,
+    environment_key,
+    package_environment_key,
+    tree_fingerprint,
+)
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
 from generator.ledger import (
     Changes,
@@ -232,9 +238,14 @@ def build(
     content_dir: Path, dist_dir: Path, now: int, *, options: Options = Options(), release: str | None = None
 ) -> BuildResult:
     """Build the draft (or cut a release) and publish it to `dist_dir` as one unit."""
-    stamp_name, fingerprint = _fingerprint(content_dir, dist_dir, options, release)
-    if stamp_name is not None and (unchanged := _unchanged(dist_dir, options, stamp_name, fingerprint)) is not None:
-        return unchanged
+    stamp_name = None
+    if options.cache is not None and release is None:
+        stamp_name = hashlib.sha256(f"{content_dir.resolve()}\0{dist_dir.resolve()}".encode()).hexdigest()
+        if (unchanged := _unchanged(content_dir, dist_dir, options, stamp_name)) is not None:
+            return unchanged
+    # Taken before compiling, so an edit made during this build makes the next one a full build.
+    racy_after = time.time_ns() - RACY_MARGIN_NS
+    fingerprint = _fingerprint(content_dir, options, racy_after)
     previous = _previous_manifest(dist_dir)
     result = compile_release(
         content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options,
@@ -245,31 +256,24 @@ def build(
         publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
     except PublishError as failure:
         raise BuildFailed((error(Location(dist_dir), str(failure), "check free space and permissions"),)) from None
-    if stamp_name is not None and options.cache is not None:
-        options.cache.save_stamp(stamp_name, _stamp(fingerprint, result))
+    if stamp_name is not None and fingerprint is not None and options.cache is not None:
+        options.cache.save_stamp(stamp_name, _stamp(fingerprint, racy_after, result))
     return result
 
 
-def _fingerprint(
-    content_dir: Path, dist_dir: Path, options: Options, release: str | None
-) -> tuple[str | None, str | None]:
-    """Where the up-to-date stamp of this content and dist/ lives, and the content's current fingerprint.
-
-    Taken before compiling, so an edit made during a build makes the next build a full one.
-    """
-    if options.cache is None or release is not None:
-        return None, None
-    tree = tree_fingerprint(content_dir.resolve())
+def _fingerprint(content_dir: Path, options: Options, racy_after: int) -> str | None:
+    """The sources, the generator and the options that shape the output, as one hash (None: cannot tell)."""
+    tree = tree_fingerprint(content_dir.resolve(), racy_after)
     if tree is None:
-        return None, None
-    where = f"{content_dir.resolve()}\0{dist_dir.resolve()}"
+        return None
     what = f"{tree}\0{environment_key()}\0{package_environment_key()}\0{options.strict}\0{options.allow_rename}"
-    return hashlib.sha256(where.encode()).hexdigest(), hashlib.sha256(what.encode()).hexdigest()
+    return hashlib.sha256(what.encode()).hexdigest()
 
 
-def _stamp(fingerprint: str | None, result: BuildResult) -> dict[str, object]:
+def _stamp(fingerprint: str, racy_after: int, result: BuildResult) -> dict[str, object]:
     return {
         "fingerprint": fingerprint,
+        "racy_after": racy_after,
         "dist": {name: hashlib.sha256(data).hexdigest() for name, data in result.files.items()},
         "warnings": [
             [d.severity, str(d.location.path), d.location.line, d.location.col, d.message, d.hint]
@@ -278,11 +282,13 @@ def _stamp(fingerprint: str | None, result: BuildResult) -> dict[str, object]:
     }
 
 
-def _unchanged(dist_dir: Path, options: Options, stamp_name: str, fingerprint: str | None) -> BuildResult | None:
+def _unchanged(content_dir: Path, dist_dir: Path, options: Options, stamp_name: str) -> BuildResult | None:
     """The last build's result, when neither the sources, the generator nor dist/ changed since (like make)."""
     assert options.cache is not None
     stamp = options.cache.load_stamp(stamp_name)
-    if stamp is None or stamp.get("fingerprint") != fingerprint:
+    if stamp is None or not isinstance(stamp.get("racy_after"), int):
+        return None
+    if _fingerprint(content_dir, options, stamp["racy_after"]) != stamp.get("fingerprint"):
         return None
     try:
         for name, digest in stamp["dist"].items():

@@ -15,8 +15,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
-import time
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -60,30 +58,34 @@ def package_environment_key() -> str:
     return digest.hexdigest()
 
 
-RACY_MARGIN_NS = 2_000_000_000  # a file changed this close to a stamp may change again unseen (as in git)
+RACY_MARGIN_NS = 2_000_000_000  # file systems keep mtimes in coarse ticks: allow two seconds
 
 
-def tree_fingerprint(root: Path) -> str | None:
-    """Hash of every file's name, size, mtime and inode under `root`.
+def tree_fingerprint(root: Path, racy_after_ns: int) -> str | None:
+    """Hash of every file's name, size, mtime and inode under `root`; None when a symlink makes it unreliable.
 
-    None when it cannot be trusted: a symlink (its target can change unseen),
-    or a file modified within the last moments (a second edit in the same
-    clock tick would keep its mtime, the "racy git" problem).
+    A file modified at or after `racy_after_ns` is hashed by its bytes too: a
+    second edit in the same clock tick would keep its size and mtime (the
+    "racy git" problem). A later check passes the same instant, so any file
+    changed since then is read, not trusted by its mtime.
     """
     digest = hashlib.sha256()
-    settled = time.time_ns() - RACY_MARGIN_NS
     for directory, subfolders, names in os.walk(root):
         subfolders.sort()
         for name in [*subfolders, *sorted(names)]:
+            path = os.path.join(directory, name)
             try:
-                status = os.lstat(os.path.join(directory, name))
+                status = os.lstat(path)
+                if stat.S_ISLNK(status.st_mode):
+                    return None  # a link's target can change unseen: always build in full
+                digest.update(
+                    f"{path}\0{status.st_mode}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\n".encode()
+                )
+                if status.st_mtime_ns >= racy_after_ns and stat.S_ISREG(status.st_mode):
+                    with open(path, "rb") as handle:
+                        digest.update(hashlib.sha256(handle.read()).digest())
             except OSError:
                 return None
-            if stat.S_ISLNK(status.st_mode) or status.st_mtime_ns > settled:
-                return None
-            digest.update(
-                f"{directory}/{name}\0{status.st_mode}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\n".encode()
-            )
     return digest.hexdigest()
 
 
@@ -146,11 +148,15 @@ class RenderCache:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write so that a reader (another build) sees the old entry or the new one, never half."""
+    temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".entry-", suffix=".tmp")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
+        try:
+            handle = open(temp, "wb")
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(temp, "wb")
+        with handle:
+            handle.write(data)
         os.replace(temp, path)
     except OSError:
         return  # a cache that cannot be written only costs time

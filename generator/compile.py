@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import sys
@@ -91,10 +92,8 @@ def compile_cards(
         else:
             results[source.path] = hit
     total = len(content.files)
-    for source, result in zip(misses, _compile_all(misses, jobs), strict=True):
+    for source, result in zip(misses, _compile_all(misses, jobs, cache), strict=True):
         results[source.path] = result
-        if cache is not None:
-            cache.put(source, *result)
         if progress is not None:
             progress(len(results), total)
     if progress is not None:
@@ -110,15 +109,25 @@ def compile_cards(
     return Compiled(content, tuple(rendered), tuple(diagnostics), len(content.files) - len(misses))
 
 
-def _compile_all(sources: list[SourceFile], jobs: int) -> Iterable[tuple[RenderedCard | None, tuple[Diagnostic, ...]]]:
+def _compile_all(
+    sources: list[SourceFile], jobs: int, cache: RenderCache | None
+) -> Iterable[tuple[RenderedCard | None, tuple[Diagnostic, ...]]]:
+    work = compile_card if cache is None else functools.partial(_compile_and_store, cache)
     if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
-        yield from map(compile_card, sources)
+        yield from map(work, sources)
         return
     # fork: the workers inherit the imported pipeline instead of importing it again.
     context = get_context("fork") if "fork" in get_all_start_methods() else get_context()
     chunk = max(8, min(64, len(sources) // (jobs * 8)))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_die_with_parent) as pool:
-        yield from pool.map(compile_card, sources, chunksize=chunk)
+        yield from pool.map(work, sources, chunksize=chunk)
+
+
+def _compile_and_store(cache: RenderCache, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
+    """Compile a card and store it in the cache, in the worker: the writes run in parallel too."""
+    result = compile_card(source)
+    cache.put(source, *result)
+    return result
 
 
 def _die_with_parent() -> None:
