@@ -100,7 +100,9 @@ PREVIEW_JS = """\
     const doc = frame.contentDocument;
     if (!doc || !doc.body) return;
     frame.style.height = '0px';  // let the document shrink, then measure it
-    frame.style.height = doc.documentElement.scrollHeight + 'px';
+    // The frame's own border counts in its height (border-box); +1: scrollHeight rounds down.
+    const border = frame.offsetHeight - frame.clientHeight;
+    frame.style.height = (doc.documentElement.scrollHeight + border + 1) + 'px';
   }
 
   function paint(frame) {
@@ -136,7 +138,11 @@ PREVIEW_JS = """\
     frame.addEventListener('load', () => {
       paint(frame);
       const view = frame.contentWindow;
-      if (view && view.ResizeObserver) new view.ResizeObserver(() => fit(frame)).observe(frame.contentDocument.body);
+      const doc = frame.contentDocument;
+      // Refit whenever the card's layout settles: web fonts, MathML, images.
+      if (view && view.ResizeObserver) new view.ResizeObserver(() => fit(frame)).observe(doc.body);
+      if (doc.fonts) doc.fonts.ready.then(() => fit(frame));
+      for (const image of doc.images) image.addEventListener('load', () => fit(frame));
     });
   }
   window.addEventListener('resize', () => frames().forEach(fit));
