@@ -67,7 +67,10 @@ def question_text(card: Card) -> str:
     if not any(mark in first_line for mark in "*_`\\<&["):
         return first_line.strip()
     rendered, _media, _problems = render_markdown(first_line, card.path, card.front_line)
-    return " ".join(html.unescape(re.sub(r"<[^>]*>", "", rendered)).split())
+    text = html.unescape(re.sub(r"<[^>]*>", "", rendered))
+    # Formulas as authors write them, so every question reads the same in the changelog.
+    text = text.replace("\\(", "$").replace("\\)", "$").replace("\\[", "$$").replace("\\]", "$$")
+    return " ".join(text.split())
 
 
 def render_markdown(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.build import BuildResult, compile_release
+from generator.build import BuildResult, Options, compile_release
 from generator.ledger import EMPTY
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,8 @@ TABLE_END = "<!-- topic-table:end -->"
 
 @pytest.fixture(scope="module")
 def release() -> BuildResult:
-    return compile_release(CONTENT, EMPTY, 0, strict=True)  # strict: a warning fails the build
+    # strict: a warning fails the build; package=False: the checks only, as `decks check` runs them
+    return compile_release(CONTENT, EMPTY, 0, options=Options(strict=True, jobs=2), package=False)
 
 
 def seed_items() -> set[str]:
