@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 
 from generator.cache import (
     RACY_MARGIN_NS,
+    FileStatus,
     RenderCache,
     environment_key,
     package_environment_key,
     tree_fingerprint,
+    tree_status,
 )
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
 from generator.ledger import (
@@ -239,13 +241,14 @@ def build(
 ) -> BuildResult:
     """Build the draft (or cut a release) and publish it to `dist_dir` as one unit."""
     stamp_name = None
-    if options.cache is not None and release is None:
+    # One look at the sources, before compiling: an edit made during this build makes the next one full.
+    tree = tree_status(content_dir.resolve()) if options.cache is not None and release is None else None
+    if tree is not None:
         stamp_name = hashlib.sha256(f"{content_dir.resolve()}\0{dist_dir.resolve()}".encode()).hexdigest()
-        if (unchanged := _unchanged(content_dir, dist_dir, options, stamp_name)) is not None:
+        if (unchanged := _unchanged(tree, dist_dir, options, stamp_name)) is not None:
             return unchanged
-    # Taken before compiling, so an edit made during this build makes the next one a full build.
     racy_after = time.time_ns() - RACY_MARGIN_NS
-    fingerprint = _fingerprint(content_dir, options, racy_after)
+    fingerprint = _fingerprint(tree, options, racy_after) if tree is not None else None
     previous = _previous_manifest(dist_dir)
     result = compile_release(
         content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options,
@@ -261,12 +264,12 @@ def build(
     return result
 
 
-def _fingerprint(content_dir: Path, options: Options, racy_after: int) -> str | None:
+def _fingerprint(tree: list[FileStatus], options: Options, racy_after: int) -> str | None:
     """The sources, the generator and the options that shape the output, as one hash (None: cannot tell)."""
-    tree = tree_fingerprint(content_dir.resolve(), racy_after)
-    if tree is None:
+    files = tree_fingerprint(tree, racy_after)
+    if files is None:
         return None
-    what = f"{tree}\0{environment_key()}\0{package_environment_key()}\0{options.strict}\0{options.allow_rename}"
+    what = f"{files}\0{environment_key()}\0{package_environment_key()}\0{options.strict}\0{options.allow_rename}"
     return hashlib.sha256(what.encode()).hexdigest()
 
 
@@ -282,13 +285,13 @@ def _stamp(fingerprint: str, racy_after: int, result: BuildResult) -> dict[str, 
     }
 
 
-def _unchanged(content_dir: Path, dist_dir: Path, options: Options, stamp_name: str) -> BuildResult | None:
+def _unchanged(tree: list[FileStatus], dist_dir: Path, options: Options, stamp_name: str) -> BuildResult | None:
     """The last build's result, when neither the sources, the generator nor dist/ changed since (like make)."""
     assert options.cache is not None
     stamp = options.cache.load_stamp(stamp_name)
     if stamp is None or not isinstance(stamp.get("racy_after"), int):
         return None
-    if _fingerprint(content_dir, options, stamp["racy_after"]) != stamp.get("fingerprint"):
+    if _fingerprint(tree, options, stamp["racy_after"]) != stamp.get("fingerprint"):
         return None
     try:
         for name, digest in stamp["dist"].items():

@@ -61,8 +61,28 @@ def package_environment_key() -> str:
 RACY_MARGIN_NS = 2_000_000_000  # file systems keep mtimes in coarse ticks: allow two seconds
 
 
-def tree_fingerprint(root: Path, racy_after_ns: int) -> str | None:
-    """Hash of every file's name, size, mtime and inode under `root`; None when a symlink makes it unreliable.
+FileStatus = tuple[str, os.stat_result]
+
+
+def tree_status(root: Path) -> list[FileStatus] | None:
+    """Every file and folder under `root` with its status, in a fixed order; None if a symlink is among them."""
+    found: list[FileStatus] = []
+    for directory, subfolders, names in os.walk(root):
+        subfolders.sort()
+        for name in [*subfolders, *sorted(names)]:
+            path = os.path.join(directory, name)
+            try:
+                status = os.lstat(path)
+            except OSError:
+                return None
+            if stat.S_ISLNK(status.st_mode):
+                return None  # a link's target can change unseen: always build in full
+            found.append((path, status))
+    return found
+
+
+def tree_fingerprint(tree: list[FileStatus], racy_after_ns: int) -> str | None:
+    """Hash of every file's name, size, mtime and inode (from `tree_status`).
 
     A file modified at or after `racy_after_ns` is hashed by its bytes too: a
     second edit in the same clock tick would keep its size and mtime (the
@@ -70,20 +90,12 @@ def tree_fingerprint(root: Path, racy_after_ns: int) -> str | None:
     changed since then is read, not trusted by its mtime.
     """
     digest = hashlib.sha256()
-    for directory, subfolders, names in os.walk(root):
-        subfolders.sort()
-        for name in [*subfolders, *sorted(names)]:
-            path = os.path.join(directory, name)
+    for path, status in tree:
+        digest.update(f"{path}\0{status.st_mode}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\n".encode())
+        if status.st_mtime_ns >= racy_after_ns and stat.S_ISREG(status.st_mode):
             try:
-                status = os.lstat(path)
-                if stat.S_ISLNK(status.st_mode):
-                    return None  # a link's target can change unseen: always build in full
-                digest.update(
-                    f"{path}\0{status.st_mode}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\n".encode()
-                )
-                if status.st_mtime_ns >= racy_after_ns and stat.S_ISREG(status.st_mode):
-                    with open(path, "rb") as handle:
-                        digest.update(hashlib.sha256(handle.read()).digest())
+                with open(path, "rb") as handle:
+                    digest.update(hashlib.sha256(handle.read()).digest())
             except OSError:
                 return None
     return digest.hexdigest()
