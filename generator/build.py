@@ -148,13 +148,14 @@ def compile_release(
     diagnostics.extend(problems)
     diagnostics.extend(_check_deck_names(content.deckset, previous, options.allow_rename))
     removal_location = Location(content.deckset.config_path.parent)
-    if release is not None and removed and not options.allow_removal:
-        diagnostics.extend(
-            error(w.location, w.message, "publish the removal with 'decks release --allow-removal'")
-            for w in removal_warnings(removed, removal_location)
-        )
-    else:
-        diagnostics.extend(removal_warnings(removed, removal_location))
+    if removed and not options.allow_removal:  # with --allow-removal it is deliberate: nothing to warn about
+        if release is None:
+            diagnostics.extend(removal_warnings(removed, removal_location))
+        else:
+            diagnostics.extend(
+                error(w.location, w.message, "publish the removal with 'decks release --allow-removal'")
+                for w in removal_warnings(removed, removal_location)
+            )
     type_records = tuple(
         plan_notetype(kind, nt.model_id, nt.name, nt.definition_hash(), previous, now) for kind, nt in types.items()
     )
