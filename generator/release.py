@@ -18,7 +18,6 @@ from generator.ledger import (
     NO_RELEASE,
     CardRecord,
     Changes,
-    DeckRecord,
     Manifest,
     NoteTypeRecord,
     RemovedRecord,
@@ -231,12 +230,6 @@ def latest_section(changelog: str) -> str:
 def _split_sections(text: str) -> list[str]:
     parts = ("\n" + text).split("\n## ")
     return ["## " + part for part in parts[1:]]
-
-
-def deck_record(
-    topic: str, name: str, file: str, deck_id: int, sha256: str, notes: int, cards: int, previous: Manifest
-) -> DeckRecord:
-    return DeckRecord(topic, name, file, deck_id, sha256, notes, cards, released_name(topic, previous))
 
 
 def release_label(manifest_version: str, unreleased: bool) -> str:
