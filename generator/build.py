@@ -80,7 +80,11 @@ class Options:
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
-    """A draft or release computed in memory: its files, manifest and what is unreleased."""
+    """A draft or release computed in memory: its files, manifest and what is unreleased.
+
+    When `up_to_date`, nothing was compiled (sources, generator and dist/ were as
+    the last build left them): `files` and `cards` are empty, the rest is read back.
+    """
 
     manifest: Manifest
     previous: Manifest
@@ -90,6 +94,7 @@ class BuildResult:
     warnings: tuple[Diagnostic, ...]
     cache_hits: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for 'decks build -v'
+    up_to_date: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +313,7 @@ def _unchanged(tree: list[FileStatus], dist_dir: Path, options: Options, stamp_n
         raise BuildFailed(warnings)
     manifest = _previous_manifest(dist_dir)
     notes = sum(d.notes for d in manifest.decks)
-    return BuildResult(manifest, manifest, unreleased_changes(manifest), {}, (), warnings, notes, {"up to date": 0.0})
+    return BuildResult(manifest, manifest, unreleased_changes(manifest), {}, (), warnings, notes, up_to_date=True)
 
 
 def check(

@@ -126,7 +126,7 @@ def build_command(
     except BuildFailed as failure:
         _fail(failure)
     _report_warnings(result)
-    _summary("built", result, started, verbose)
+    _summary("up to date:" if result.up_to_date else "built", result, started, verbose)
     if result.changes.any:
         click.echo("unreleased changes are listed in CHANGELOG.md; 'decks release' publishes them")
 
@@ -218,17 +218,20 @@ def check_command(
                        no_cache=False, quiet=True)  # fmt: skip
     try:
         result, _ = check(content_dir, dist_dir, build_time(), options=options, package=False)
+        cards = result.cards
+        _report_warnings(result, only)
     except BuildFailed as failure:
         shown = tuple(d for d in failure.diagnostics if _selected(d.location.path, only))
         if shown:
             click.echo("\n".join(d.format() for d in shown), err=True)
             click.echo(summarize(shown), err=True)
             sys.exit(1)
-        result = None
-    if result is not None:
-        _report_warnings(result, only)
-    chosen = [r.card for r in result.cards if _selected(r.card.path, only)] if result is not None else []
-    click.echo(f"{len(chosen) if only else len(result.cards) if result else 0} cards OK")
+        # Every problem lies in cards outside ONLY: the chosen cards are sound on their own.
+        from generator.compile import compile_cards
+
+        cards = compile_cards(content_dir, jobs=options.jobs, cache=options.cache).cards
+    chosen = [r.card for r in cards if _selected(r.card.path, only)]
+    click.echo(f"{len(chosen)} cards OK")
     if not run_code:
         return
     from generator import runcode
@@ -240,10 +243,7 @@ def check_command(
     report = run_programs([extract_program(card) for card in chosen], workers=jobs or 2)
     for problem in report.problems:
         click.echo(problem.format(), err=True)
-    click.echo(
-        f"code: {report.blocks_run} blocks run in {report.programs} cards, {report.blocks_exempt} exempt, "
-        f"{report.outputs_checked} outputs checked, {len(report.problems)} failures"
-    )
+    click.echo(report.summary())
     if report.problems:
         sys.exit(1)
 

@@ -149,21 +149,21 @@ def test_an_unchanged_build_is_recognised_and_any_change_defeats_it(
     dist = tmp_path / "dist"
     options = Options(cache=cache)
     first = build(content, dist, T0, options=options)
-    assert "up to date" not in first.timings
+    assert not first.up_to_date
     files = snapshot(dist)
-    assert "up to date" in build(content, dist, T0 + 5, options=options).timings
+    assert build(content, dist, T0 + 5, options=options).up_to_date
     assert snapshot(dist) == files
 
     (dist / "alpha.apkg").write_bytes(b"tampered")  # dist/ changed: rebuilt in full and repaired
-    assert "up to date" not in build(content, dist, T0 + 5, options=options).timings
+    assert not build(content, dist, T0 + 5, options=options).up_to_date
     assert snapshot(dist) == files
 
     card = content / "alpha" / "sigmoid.md"
     card.write_text(card.read_text().replace("emphasis", "stress"))  # a source changed
     edited = build(content, dist, T0 + 10, options=options)
-    assert "up to date" not in edited.timings
+    assert not edited.up_to_date
     assert edited.manifest.card_index()["alpha-sigmoid"].mod == T0 + 10
-    assert "up to date" in build(content, dist, T0 + 20, options=options).timings
+    assert build(content, dist, T0 + 20, options=options).up_to_date
 
 
 def test_a_same_size_edit_within_the_same_clock_tick_is_seen(content: Path, sample_cards: None, tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_a_same_size_edit_within_the_same_clock_tick_is_seen(content: Path, samp
     card.write_text(card.read_text().replace("emphasis", "emphasiz"))  # same size
     os.utime(card, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same mtime
     rebuilt = build(content, dist, T0 + 5, options=Options(cache=cache))
-    assert "up to date" not in rebuilt.timings
+    assert not rebuilt.up_to_date
     assert rebuilt.manifest.card_index()["alpha-sigmoid"].mod == T0 + 5
 
 
@@ -186,7 +186,7 @@ def test_an_unchanged_build_still_reports_its_warnings(content: Path, sample_car
     dist = tmp_path / "dist"
     first = build(content, dist, T0, options=Options(cache=cache))
     again = build(content, dist, T0, options=Options(cache=cache))
-    assert "up to date" in again.timings
+    assert again.up_to_date
     assert again.warnings == first.warnings != ()
     with pytest.raises(BuildFailed):
         build(content, dist, T0, options=Options(cache=cache, strict=True))
