@@ -105,6 +105,11 @@ CASES = [
     ),
     pytest.param(card("# Q?\n\n![x](/proc/self/environ)\n"), "is not a file next to the card", id="absolute-path"),
     pytest.param(symlinked_image, "lies outside the content folder", id="symlinked-image"),
+    pytest.param(
+        card('# Q?\n\n<img src="../../outside/secret.png">\n'),
+        "bad.md:8:11: error: image '../../outside/secret.png' lies outside the content folder",
+        id="raw-html-image-traversal",
+    ),
     pytest.param(symlinked_image_folder, "lies outside the content folder", id="symlinked-image-folder"),
     pytest.param(symlinked_topic, "evil:1:1: error: symlink to", id="symlinked-topic"),
     pytest.param(symlinked_card, "linked.md:1:1: error: symlink to", id="symlinked-card"),
