@@ -7,6 +7,13 @@ fills them. Each side is a document of its own (an iframe) with the note
 type's CSS, switchable between light and night and between desktop and phone
 width. Math is typeset as MathML on the way, so the site needs no network.
 
+What a card says never runs and never fetches (see "What the preview
+guarantees" in the README): each side is a sandboxed frame without scripts or
+the site's origin, with its stylesheet and images inside it; every page and
+frame carries a Content-Security-Policy with `default-src 'none'`; card text
+outside the frames is escaped; the folder is written without following
+symlinks, and only files listed in the folder's manifest are ever deleted.
+
 `preview_card` is a pure function of one source file (and the images it
 names); `PreviewSite` keeps the previews and rewrites only the pages whose
 card changed.
@@ -14,11 +21,17 @@ card changed.
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import html
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from html.parser import HTMLParser
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from generator.cloze import ordinals
@@ -28,20 +41,27 @@ from generator.load import Content, SourceFile, load_content
 from generator.model import Card, CardType, DeckSet, MediaFile
 from generator.notetype import NoteType, note_types
 from generator.package import write_atomic
-from generator.preview_assets import ANKI_READER_CSS, PREVIEW_CSS, PREVIEW_JS
+from generator.preview_assets import ANKI_READER_CSS, PHONE_WIDTH_PX, PREVIEW_CSS, PREVIEW_JS
 from generator.preview_math import MathProblem, tex_to_mathml, typeset_math
 from generator.preview_template import render_template
 from generator.scan import Math, Prose, scan
 
-MARKER_FILE = ".decks-preview"  # marks a folder this command may clean up
+# Marks a folder this command may clean up, and lists the files it wrote there:
+# only those are ever deleted.
+MARKER_FILE = ".decks-preview"
+MARKER_HEADER = "Written by 'decks preview'; safe to delete. Files it wrote:"
 CARDS_DIR = "cards"
-MEDIA_DIR = "media"
 ASSETS_DIR = "assets"
-CARD_CSS = f"{ASSETS_DIR}/card.css"
 SHELL_CSS = f"{ASSETS_DIR}/preview.css"
 SHELL_JS = f"{ASSETS_DIR}/preview.js"
 INDEX = "index.html"
-MARKDOWN_EMPHASIS = re.compile(r"[*_`]")
+# The names this command writes: anything else in a manifest is not ours to delete.
+SITE_FILE = re.compile(r"(?:index\.html|assets/[a-z]+\.(?:css|js)|cards/[\w.-]+/[\w.-]+\.html)")
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".webp": "image/webp", ".svg": "image/svg+xml"}  # fmt: skip
+IMG_TAG = re.compile(r"<img\b[^>]*>")
+# The only style attributes the sanitiser lets through (table column alignment), as it writes them.
+ALIGNMENT_STYLES = tuple(f"text-align:{side}" for side in ("left", "center", "right", "justify"))
 
 
 class PreviewError(Exception):
@@ -155,7 +175,10 @@ def _cards_of(card: Card, note_type: NoteType, fields: dict[str, str]) -> list[t
 
 
 def _title_html(card: Card) -> str:
-    """The question line with its formulas as MathML (raw TeX where they cannot be converted)."""
+    """The question line as written, with code spans, emphasis and formulas shown as on the card.
+
+    Only this function's own tags reach the page: every character of the card is escaped.
+    """
     first_line = card.front.split("\n", 1)[0]
     segments, _ = scan(first_line, card.path, card.front_line)
     pieces = []
@@ -166,8 +189,84 @@ def _title_html(card: Card) -> str:
             except ValueError:
                 pieces.append(html.escape(f"${segment.tex}$"))
         elif isinstance(segment, Prose):
-            pieces.append(html.escape(MARKDOWN_EMPHASIS.sub("", segment.text)))
+            pieces.append(inline_markdown_html(segment.text))
     return "".join(pieces).strip()
+
+
+# A code span, strong or emphasised text, or a backslash escape. Underscores inside a
+# word (`train_step`) are text, as in Python-Markdown.
+INLINE_MARKUP = re.compile(
+    r"(?P<ticks>`+)(?P<code>.+?)(?P=ticks)"
+    r"|(?<![\w*])(?P<strong>\*\*|__)(?=\S)(?P<strong_text>.+?)(?<=\S)(?P=strong)(?![\w*])"
+    r"|(?<![\w*])(?P<em>[*_])(?=\S)(?P<em_text>.+?)(?<=\S)(?P=em)(?![\w*])"
+    r"|\\(?P<escaped>[\\`*_{}\[\]()#+\-.!$])"
+)
+
+
+def inline_markdown_html(text: str) -> str:
+    """Markdown inline markup of a title as HTML: <code>, <strong>, <em>; all else escaped as written."""
+    pieces: list[str] = []
+    position = 0
+    for match in INLINE_MARKUP.finditer(text):
+        pieces.append(html.escape(text[position : match.start()]))
+        if match.group("code") is not None:
+            pieces.append(f"<code>{html.escape(match.group('code').strip())}</code>")
+        elif match.group("strong") is not None:
+            pieces.append(f"<strong>{inline_markdown_html(match.group('strong_text'))}</strong>")
+        elif match.group("em") is not None:
+            pieces.append(f"<em>{inline_markdown_html(match.group('em_text'))}</em>")
+        else:
+            pieces.append(html.escape(match.group("escaped")))
+        position = match.end()
+    pieces.append(html.escape(text[position:]))
+    return "".join(pieces)
+
+
+# --- what pages may load -----------------------------------------------------
+
+
+def _hash_source(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@functools.cache
+def card_stylesheet() -> str:
+    """What each side's document holds as its stylesheet: the reader's defaults and the note type's CSS."""
+    return ANKI_READER_CSS + "\n" + note_types()["basic"].css
+
+
+@functools.cache
+def frame_policy() -> str:
+    """The policy inside each card frame: no script at all, nothing fetched, only its own stylesheet.
+
+    Images come inside the document as data: URLs, because a sandboxed frame
+    (an opaque origin) may not load files from a file:// site.
+    """
+    return f"default-src 'none'; style-src {_style_sources()}; img-src data:; base-uri 'none'; form-action 'none'"
+
+
+@functools.cache
+def page_policy() -> str:
+    """The policy of the index and the card pages (a meta tag, and a header from the server).
+
+    'self' is for the site's own stylesheet and script and, under --serve, the
+    live-reload script and its fingerprint requests. A card frame (srcdoc)
+    inherits this policy as well as its own, so the card stylesheet's hash is here too.
+    """
+    return (
+        f"default-src 'none'; script-src 'self'; style-src 'self' {_style_sources()}; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'"
+    )
+
+
+def _style_sources() -> str:
+    # 'unsafe-hashes' allows exactly the alignment styles of table cells, nothing else inline.
+    alignments = " ".join(_hash_source(style) for style in ALIGNMENT_STYLES)
+    return f"{_hash_source(card_stylesheet())} 'unsafe-hashes' {alignments}"
+
+
+def _policy_meta(policy: str) -> str:
+    return f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">'
 
 
 # --- pages -----------------------------------------------------------------
@@ -201,8 +300,8 @@ def card_page(preview: CardPreview, deck_name: str, extra: tuple[Diagnostic, ...
             '<section class="view">',
             f"<h2>{html.escape(view.label)}</h2>",
             '<div class="sides">',
-            _side_frame("Question", view.question, root),
-            _side_frame("Answer", view.answer, root),
+            _side_frame("Question", view.question, preview.media),
+            _side_frame("Answer", view.answer, preview.media),
             "</div>",
             "</section>",
         ]
@@ -216,12 +315,19 @@ def index_page(
     problems: tuple[Diagnostic, ...] = (),
     entry: Callable[[CardPreview], str] | None = None,
 ) -> str:
-    """The site's front page: every card by topic, with a search over questions and tags."""
+    """The site's front page: every card by topic, with jumps to topics and a search over questions and tags."""
     by_topic: dict[str, list[CardPreview]] = {}
     for preview in previews:
         by_topic.setdefault(preview.topic, []).append(preview)
     total = sum(len(cards) for cards in by_topic.values())
     title = deckset.name if deckset else "Cards"
+    topics = [(t.key, t.name) for t in deckset.topics] if deckset else []
+    topics += [(key, key) for key in sorted(by_topic) if key not in dict(topics)]
+    jumps = "".join(
+        f'<li><a href="#{_topic_anchor(key)}">{html.escape(name)}</a> '
+        f'<small class="topic-count" data-topic="{html.escape(key)}">{len(by_topic.get(key, []))}</small></li>'
+        for key, name in topics
+    )
     parts = [
         _head(f"{title}: preview", ""),
         '<header class="bar">',
@@ -233,18 +339,25 @@ def index_page(
         "</header>",
         "<main>",
         _diagnostics_html(problems),
+        f'<nav class="jumps" aria-label="Topics"><ul>{jumps}</ul></nav>',
+        '<p id="no-match" class="no-match" hidden>No cards match.</p>',
     ]
-    topics = [(t.key, t.name) for t in deckset.topics] if deckset else []
-    topics += [(key, key) for key in sorted(by_topic) if key not in dict(topics)]
     for key, topic_name in topics:
         cards = sorted(by_topic.get(key, []), key=lambda p: p.title.casefold())
-        parts.append(f'<section class="topic"><h2>{html.escape(topic_name)} <small>{len(cards)}</small></h2>')
+        parts.append(
+            f'<section class="topic" id="{_topic_anchor(key)}" data-topic="{html.escape(key)}">'
+            f'<h2>{html.escape(topic_name)} <small class="topic-count">{len(cards)}</small></h2>'
+        )
         parts.append('<ul class="cards">')
         for preview in cards:
             parts.append((entry or index_entry)(preview))
         parts.append("</ul></section>")
     parts += ["</main>", f'<script src="{SHELL_JS}"></script>', "</body>", "</html>", ""]
     return "\n".join(parts)
+
+
+def _topic_anchor(key: str) -> str:
+    return "topic-" + quote(key, safe="")
 
 
 def index_entry(preview: CardPreview) -> str:
@@ -266,8 +379,10 @@ def index_entry(preview: CardPreview) -> str:
 def _head(title: str, root: str) -> str:
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"{_policy_meta(page_policy())}\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n"
+        '<link rel="icon" href="data:,">\n'  # no request for /favicon.ico
         f'<link rel="stylesheet" href="{root}{SHELL_CSS}">\n</head>\n<body>'
     )
 
@@ -281,25 +396,145 @@ def _switches() -> str:
     )
 
 
-def side_document(side: Side, root: str) -> str:
+def side_document(side: Side, media: Iterable[MediaFile] = ()) -> str:
     """A side as Anki shows it: its own document with the note type's CSS, body class 'card card<n>'.
 
-    `root` leads from the page holding the frame to the site's top folder.
+    The document needs nothing from outside: its stylesheet is in it and the
+    card's images (`media`) become data: URLs, so it shows the same from a
+    file:// folder and from the server, inside a sandbox that may load nothing.
     """
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"{_policy_meta(frame_policy())}"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<base href="{root}{MEDIA_DIR}/"><link rel="stylesheet" href="../{CARD_CSS}"></head>'
-        f'<body class="card card{side.ordinal}"><div id="qa">{side.html}</div></body></html>'
+        f"<style>{card_stylesheet()}</style></head>"
+        f'<body class="card card{side.ordinal}"><div id="qa">{_inline_images(side.html, media)}</div></body></html>'
     )
 
 
-def _side_frame(label: str, side: Side, root: str) -> str:
+def _inline_images(side_html: str, media: Iterable[MediaFile]) -> str:
+    """Point each `<img src>` naming one of the card's images at the image's bytes."""
+    urls = {
+        f'src="{html.escape(m.name)}"': f'src="data:{IMAGE_TYPES[Path(m.name).suffix.lower()]};base64,'
+        f'{base64.b64encode(m.data).decode()}"'
+        for m in media
+        if Path(m.name).suffix.lower() in IMAGE_TYPES
+    }
+    if not urls:
+        return side_html
+
+    def replace(tag: re.Match[str]) -> str:
+        found = re.search(r'src="[^"]*"', tag.group(0))
+        if found is None or found.group(0) not in urls:
+            return tag.group(0)
+        return tag.group(0)[: found.start()] + urls[found.group(0)] + tag.group(0)[found.end() :]
+
+    return IMG_TAG.sub(replace, side_html)
+
+
+def _side_frame(label: str, side: Side, media: Iterable[MediaFile]) -> str:
+    # The frame is sandboxed with no permission at all: no script, no forms, no
+    # popups, and an opaque origin, so nothing in it can reach the page or the
+    # site. Its page cannot measure it either (nor can it run a script to say
+    # its size), so its height is estimated here for each width and the frame
+    # scrolls inside if the estimate falls short; it can be resized by hand.
+    desktop = estimated_height(side.html, DESKTOP_CONTENT_PX)
+    phone = estimated_height(side.html, PHONE_WIDTH_PX)
     return (
         f'<figure class="side"><figcaption>{label}</figcaption>'
-        f'<iframe class="side-frame" title="{label}" srcdoc="{html.escape(side_document(side, root))}"></iframe>'
+        f'<iframe class="side-frame" sandbox="" title="{label}" data-ordinal="{side.ordinal}" data-night="false" '
+        f'data-height="{desktop}" data-phone-height="{phone}" height="{desktop}" '
+        f'srcdoc="{html.escape(side_document(side, media))}"></iframe>'
         "</figure>"
     )
+
+
+# --- frame heights -------------------------------------------------------------
+
+DESKTOP_CONTENT_PX = 874  # the note type's max-width (46em of 19px): wider frames add margins only
+FONT_PX = 19
+LINE_PX = FONT_PX * 1.45
+CODE_LINE_PX = FONT_PX * 0.88 * 1.35
+CHAR_PX = FONT_PX * 0.55  # an average character of the sans-serif text
+BLOCKS = frozenset(
+    {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "figure", "figcaption",
+     "dt", "dd", "summary", "table", "ul", "ol", "details"}
+)  # fmt: skip
+
+
+class _HeightEstimate(HTMLParser):
+    """A rough layout of a side: lines of wrapped text, code lines, formulas and images."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chars_per_line = max(10, int((width - 63) / CHAR_PX))  # body margins and card padding
+        self.height = 40.0 + 8  # the body's margins, and the frame's border
+        self.chars = 0  # of the text line being laid out
+        self.pre = 0
+        self.math = 0
+        self.rows = 0
+
+    def flush(self) -> None:
+        if self.chars:
+            self.height += -(-self.chars // self.chars_per_line) * LINE_PX + FONT_PX * 0.5
+            self.chars = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag in BLOCKS:
+            self.flush()
+        if tag == "pre":
+            self.flush()
+            self.pre += 1
+            self.height += FONT_PX * 2.4  # padding and margins of the code box
+        elif tag == "math":
+            self.math += 1
+            if values.get("display") == "block":
+                self.flush()
+                self.height += LINE_PX * 2.5
+        elif tag == "mtr" and self.math:
+            self.height += LINE_PX * 1.2
+        elif tag == "mfrac" and self.math:
+            self.height += FONT_PX * 0.6
+        elif tag == "hr":
+            self.flush()
+            self.height += FONT_PX * 2
+        elif tag == "img":
+            self.flush()
+            self.height += _number(values.get("height"), 240) + FONT_PX
+        elif tag == "br":
+            self.chars = -(-self.chars // self.chars_per_line) * self.chars_per_line + (self.chars > 0)
+            self.flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
+        elif tag == "math":
+            self.math = max(0, self.math - 1)
+        elif tag in BLOCKS:
+            self.flush()
+
+    def handle_data(self, data: str) -> None:
+        if self.pre:
+            self.height += (data.count("\n") + (not data.endswith("\n"))) * CODE_LINE_PX
+        elif data.strip():
+            self.chars += len(" ".join(data.split()))
+
+
+def _number(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
+def estimated_height(side_html: str, width: int) -> int:
+    """A frame height (px) that holds the side at `width` px, erring on the tall side."""
+    estimate = _HeightEstimate(width)
+    estimate.feed(side_html)
+    estimate.close()
+    estimate.flush()
+    return int(estimate.height * 1.1 + FONT_PX * 2)
 
 
 def _diagnostics_html(diagnostics: Iterable[Diagnostic]) -> str:
@@ -320,6 +555,38 @@ def _math_problems_html(problems: tuple[MathProblem, ...]) -> str:
     return f'<div class="math-problems"><p>Formulas the preview cannot typeset:</p><ul>{items}</ul></div>'
 
 
+# --- the folder ------------------------------------------------------------------
+
+
+def _is_site_name(name: str) -> bool:
+    """A relative path this command could have written: no '..', no absolute path, a name of ours."""
+    parts = PurePosixPath(name).parts
+    return (
+        bool(parts)
+        and "\\" not in name
+        and "\0" not in name
+        and not PurePosixPath(name).is_absolute()
+        and all(part not in ("", ".", "..") for part in parts)
+        and (
+            name in (INDEX, SHELL_CSS, SHELL_JS)
+            or (parts[0] == CARDS_DIR and len(parts) == 3 and name.endswith(".html"))
+        )
+    )
+
+
+def _symlink_in(path: Path) -> Path | None:
+    """The first component of `path` (as given) that is a symlink, or None; missing ones are not."""
+    current = Path(path.anchor) if path.is_absolute() else Path()
+    for part in path.parts[1:] if path.is_absolute() else path.parts:
+        current = current / part
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return current
+        except FileNotFoundError:
+            return None
+    return None
+
+
 # --- the site --------------------------------------------------------------
 
 
@@ -337,7 +604,11 @@ class SiteReport:
 
 
 class PreviewSite:
-    """The preview of a content folder, kept up to date one changed card at a time."""
+    """The preview of a content folder, kept up to date one changed card at a time.
+
+    The folder is never written through a symlink, and only files named in its
+    manifest (`MARKER_FILE`, written before the files it lists) are deleted.
+    """
 
     def __init__(self, content_dir: Path, out_dir: Path) -> None:
         self.content_dir = content_dir
@@ -345,21 +616,19 @@ class PreviewSite:
         self.types = note_types()
         self._previews: dict[Path, tuple[SourceFile, CardPreview]] = {}
         self._pages: dict[str, bytes] = {}  # what each written file holds
+        self._made: set[str] = set()  # files this folder's manifest says the command wrote
         self._page_cache: dict[str, tuple[CardPreview, str, tuple[Diagnostic, ...], bytes]] = {}
         self._entry_cache: dict[str, tuple[CardPreview, str]] = {}
         self._claim_folder()
 
     def build(self) -> SiteReport:
-        """Build every page, and remove pages and images no card uses any more."""
+        """Build the site afresh: delete every file an earlier preview wrote, then write every page."""
         self._previews.clear()
         self._pages.clear()
-        report = self.update()
-        keep = {self.out_dir / name for name in self._pages}
-        for folder in (self.out_dir / CARDS_DIR, self.out_dir / MEDIA_DIR):
-            for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
-                if path.is_file() and path not in keep:
-                    path.unlink()
-        return report
+        for name in sorted(self._made):
+            self._delete(name)
+        self._made.clear()
+        return self.update()
 
     def update(self, changed: Iterable[Path] = ()) -> SiteReport:
         """Re-read the content; preview again only the cards whose text (or folder's images) changed."""
@@ -393,6 +662,13 @@ class PreviewSite:
         entry = self._previews.get(path)
         return entry[1] if entry else None
 
+    def file(self, name: str) -> bytes | None:
+        """The bytes of a site file this site wrote (a relative name such as 'cards/t/x.html'), or None.
+
+        The server serves only these, from memory: never a file someone else put in the folder.
+        """
+        return self._pages.get(name)
+
     def _cross_card_problems(self) -> dict[Path, Diagnostic]:
         """Problems between cards (a shared id), by the card file whose page shows them."""
         cards = [p.card for _, p in self._previews.values() if p.card is not None]
@@ -403,18 +679,11 @@ class PreviewSite:
     ) -> dict[str, bytes]:
         deckset = content.deckset if content else None
         deck_names = {t.key: deckset.deck_name(t) for t in deckset.topics} if deckset else {}
-        files: dict[str, bytes] = {
-            CARD_CSS: (ANKI_READER_CSS + "\n" + self.types["basic"].css).encode(),
-            SHELL_CSS: PREVIEW_CSS.encode(),
-            SHELL_JS: PREVIEW_JS.encode(),
-            MARKER_FILE: b"Written by 'decks preview'; safe to delete.\n",
-        }
+        files: dict[str, bytes] = {SHELL_CSS: PREVIEW_CSS.encode(), SHELL_JS: PREVIEW_JS.encode()}
         previews = [preview for _, preview in self._previews.values()]
         for preview in previews:
             extra = (cross[preview.source],) if preview.source in cross else ()
             files[preview.page] = self._page_bytes(preview, deck_names.get(preview.topic, preview.topic), extra)
-            for media in preview.media:
-                files[f"{MEDIA_DIR}/{media.name}"] = media.data
         files[INDEX] = index_page(deckset, previews, load_problems, self._index_entry).encode()
         return files
 
@@ -434,28 +703,95 @@ class PreviewSite:
         return data
 
     def _write(self, files: dict[str, bytes]) -> list[str]:
-        written = []
-        for name, data in sorted(files.items()):
-            if self._pages.get(name) == data:
-                continue
-            target = self.out_dir / name
-            if self._pages.get(name) is None and target.is_file() and target.read_bytes() == data:
-                self._pages[name] = data
-                continue
-            write_atomic(target, data)
-            self._pages[name] = data
-            written.append(name)
-        for name in sorted(set(self._pages) - set(files)):
-            if name.startswith(f"{CARDS_DIR}/"):  # a deleted card; its images may serve other cards
-                (self.out_dir / name).unlink(missing_ok=True)
-                del self._pages[name]
-                written.append(name)
-        return written
+        changed = sorted(name for name, data in files.items() if self._pages.get(name) != data)
+        gone = sorted(set(self._pages) - set(files))
+        if changed and not set(changed) <= self._made:
+            self._made.update(changed)
+            self._write_manifest()  # first: a crash part-way must not leave files it cannot clean up
+        for name in changed:
+            if not _is_site_name(name):
+                raise PreviewError(f"refusing to write {name!r}: not a name the preview makes")
+            target = self._checked_path(name)
+            self._make_folders(target.parent)
+            write_atomic(target, files[name])
+            self._pages[name] = files[name]
+        for name in gone:  # a deleted card's page
+            self._delete(name)
+            del self._pages[name]
+        if gone:
+            self._made.difference_update(gone)
+            self._write_manifest()
+        return [*changed, *gone]
+
+    def _checked_path(self, name: str) -> Path:
+        """`out_dir / name`, refusing any symlink on the way (a folder or the file itself)."""
+        target = self.out_dir / name
+        link = _symlink_in(target)
+        if link is not None:
+            raise PreviewError(f"refusing to write through the symlink {link}")
+        return target
+
+    def _make_folders(self, folder: Path) -> None:
+        link = _symlink_in(folder)
+        if link is not None:
+            raise PreviewError(f"refusing to write through the symlink {link}")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # One level at a time below the site folder, each checked to be a real folder.
+        for parent in [*reversed(folder.relative_to(self.out_dir).parents), folder.relative_to(self.out_dir)]:
+            path = self.out_dir / parent
+            try:
+                path.mkdir()
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    raise PreviewError(f"refusing to write through {path}: not a folder") from None
+
+    def _write_manifest(self) -> None:
+        target = self._checked_path(MARKER_FILE)
+        self._make_folders(self.out_dir)
+        write_atomic(target, ("\n".join([MARKER_HEADER, *sorted(self._made)]) + "\n").encode())
+
+    def _delete(self, name: str) -> None:
+        """Delete a file this command wrote, and the folders it leaves empty; never through a symlink."""
+        if not _is_site_name(name):
+            return
+        target = self.out_dir / name
+        if _symlink_in(target) is not None:
+            raise PreviewError(f"refusing to delete through the symlink {_symlink_in(target)}")
+        try:
+            if stat.S_ISREG(os.lstat(target).st_mode):
+                target.unlink()
+        except FileNotFoundError:
+            return
+        for folder in target.relative_to(self.out_dir).parents:
+            if folder == Path("."):
+                break
+            try:
+                (self.out_dir / folder).rmdir()  # only when empty: never what someone else put there
+            except OSError:
+                break
 
     def _claim_folder(self) -> None:
-        """Refuse to write into a folder that holds anything but an earlier preview."""
+        """Refuse a folder that holds anything but an earlier preview, or that is reached through a symlink."""
         folder = self.out_dir
+        link = _symlink_in(folder)
+        if link is not None:
+            raise PreviewError(f"refusing to write through the symlink {link}")
         if folder.exists() and not folder.is_dir():
             raise PreviewError(f"{folder} is not a folder")
-        if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER_FILE).is_file():
+        if not folder.is_dir() or not any(folder.iterdir()):
+            return
+        # A symlink anywhere in the folder was put there by someone else: the site is never
+        # written or served through one, so say which it is now rather than half-way through.
+        for parent, folders, files in os.walk(folder):
+            for name in sorted([*folders, *files]):
+                if os.path.islink(os.path.join(parent, name)):
+                    raise PreviewError(f"refusing to write through the symlink {Path(parent) / name}")
+        marker = folder / MARKER_FILE
+        link = _symlink_in(marker)
+        if link is not None:
+            raise PreviewError(f"refusing to read through the symlink {link}")
+        if not marker.is_file():
             raise PreviewError(f"{folder} is not empty and holds no earlier preview: choose another --out folder")
+        lines = marker.read_text(encoding="utf-8", errors="replace").splitlines()
+        # A manifest names only files the preview makes inside this folder; anything else is ignored.
+        self._made = {line for line in lines[1:] if _is_site_name(line)}

@@ -59,10 +59,16 @@ main {{ padding: 0.5em 1em 3em; }}
 .phone .sides {{ flex-direction: row; flex-wrap: wrap; align-items: flex-start; }}
 .side {{ margin: 0; }}
 .side figcaption {{ font-size: 0.85em; color: var(--muted); margin-bottom: 0.2em; }}
-.side-frame {{ display: block; width: 100%; height: 8em; border: 1px solid var(--line); border-radius: 6px;
-  background: {ANKI_LIGHT_CANVAS}; }}
+/* An outline, not a border: a phone-width frame's document is exactly the phone's width. The frame's
+   height is an estimate (its document cannot be measured from here): drag its corner if it falls short. */
+.side-frame {{ display: block; width: 100%; border: 0; outline: 1px solid var(--line); border-radius: 6px;
+  background: {ANKI_LIGHT_CANVAS}; resize: vertical; overflow: auto; }}
 .night .side-frame {{ background: {ANKI_NIGHT_CANVAS}; }}
-.phone .side-frame {{ width: {PHONE_WIDTH_PX}px; }}
+.phone .side-frame {{ width: {PHONE_WIDTH_PX}px; max-width: 100%; }}
+.title, .cards li > a {{ overflow-wrap: anywhere; min-width: 0; }}
+.jumps ul {{ list-style: none; padding: 0; margin: 0.6em 0; display: flex; flex-wrap: wrap; gap: 0.2em 1em; }}
+.jumps small {{ color: var(--muted); }}
+.no-match {{ color: var(--muted); font-style: italic; }}
 #search {{ flex: 1 1 16em; max-width: 32em; padding: 0.3em 0.6em; border: 1px solid var(--line); border-radius: 6px;
   background: var(--bg); }}
 .count, .type {{ color: var(--muted); }}
@@ -83,7 +89,9 @@ button.tag {{ cursor: pointer; }}
 """
 
 PREVIEW_JS = """\
-// Light/night and desktop/phone switches, side frames sized to their card, search on the index.
+// Light/night and desktop/phone switches, side frames sized for the width, search on the index.
+// A side frame is a sandbox this script cannot look into: night mode rewrites the frame's
+// document (its body's classes) and sizes come from the page's build-time estimates.
 (() => {
   'use strict';
   const root = document.documentElement;
@@ -96,22 +104,14 @@ PREVIEW_JS = """\
 
   const frames = () => Array.from(document.querySelectorAll('iframe.side-frame'));
 
-  function fit(frame) {
-    const doc = frame.contentDocument;
-    if (!doc || !doc.body) return;
-    frame.style.height = '0px';  // let the document shrink, then measure it
-    // The frame's own border counts in its height (border-box); +1: scrollHeight rounds down.
-    const border = frame.offsetHeight - frame.clientHeight;
-    frame.style.height = (doc.documentElement.scrollHeight + border + 1) + 'px';
-  }
-
   function paint(frame) {
-    const body = frame.contentDocument && frame.contentDocument.body;
-    if (!body) return;
+    const height = state.phone ? frame.dataset.phoneHeight : frame.dataset.height;
+    if (height) frame.style.height = height + 'px';
+    if (frame.dataset.night === String(state.night)) return;
     // Anki's own night-mode classes, so the note type's night rules apply as in Anki.
-    body.classList.toggle('nightMode', state.night);
-    body.classList.toggle('night_mode', state.night);
-    fit(frame);
+    const classes = 'card card' + frame.dataset.ordinal + (state.night ? ' nightMode night_mode' : '');
+    frame.srcdoc = frame.srcdoc.replace(/<body class="[^"]*"/, '<body class="' + classes + '"');
+    frame.dataset.night = String(state.night);
   }
 
   function apply() {
@@ -134,24 +134,13 @@ PREVIEW_JS = """\
   const widthButton = document.getElementById('width');
   if (themeButton) themeButton.addEventListener('click', () => toggle('night'));
   if (widthButton) widthButton.addEventListener('click', () => toggle('phone'));
-  for (const frame of frames()) {
-    frame.addEventListener('load', () => {
-      paint(frame);
-      const view = frame.contentWindow;
-      const doc = frame.contentDocument;
-      // Refit whenever the card's layout settles: web fonts, MathML, images.
-      if (view && view.ResizeObserver) new view.ResizeObserver(() => fit(frame)).observe(doc.body);
-      if (doc.fonts) doc.fonts.ready.then(() => fit(frame));
-      for (const image of doc.images) image.addEventListener('load', () => fit(frame));
-    });
-  }
-  window.addEventListener('resize', () => frames().forEach(fit));
   apply();
 
   const search = document.getElementById('search');
   if (!search) return;
   const items = Array.from(document.querySelectorAll('.cards li'));
   const count = document.getElementById('count');
+  const noMatch = document.getElementById('no-match');
 
   function matches(item, term) {
     const tags = item.dataset.tags.split(' ');
@@ -168,8 +157,15 @@ PREVIEW_JS = """\
       if (!item.hidden) shown += 1;
     }
     for (const topic of document.querySelectorAll('.topic')) {
-      topic.hidden = !topic.querySelector('.cards li:not([hidden])');
+      const inTopic = topic.querySelectorAll('.cards li:not([hidden])').length;
+      topic.hidden = inTopic === 0;
+      for (const counter of document.querySelectorAll('.topic-count')) {
+        if (counter.closest('.topic') === topic || counter.dataset.topic === topic.dataset.topic) {
+          counter.textContent = String(inTopic);
+        }
+      }
     }
+    if (noMatch) noMatch.hidden = shown > 0 || items.length === 0;
     count.textContent = terms.length ? `${shown} of ${items.length} cards` : `${items.length} cards`;
   }
 

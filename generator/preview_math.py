@@ -5,6 +5,12 @@ reads them in Anki. Like MathJax, formulas inside `<pre>`, `<code>` and the
 like are left alone. A formula latex2mathml cannot convert, or converts with
 a command it does not know, is shown as its raw TeX in a `math-error` element
 with the reason.
+
+latex2mathml copies the text of `\\text{…}` and the arguments of `\\href`,
+`\\style` or `\\color` into its output unescaped. So its string is never used:
+the converter's element tree is walked and written out again through an
+allow-list of MathML elements and attribute values, every text escaped; a
+formula with anything outside the list is shown as its (escaped) TeX.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import html
 import inspect
 import re
 from dataclasses import dataclass
+from xml.etree.ElementTree import Element
 
 from latex2mathml import exceptions as latex_errors
-from latex2mathml.converter import convert
+from latex2mathml.converter import convert_to_element
 
 MATH = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.DOTALL)
 # A tag (quoted attribute values may hold '>') or a comment.
@@ -24,12 +31,72 @@ TAG_NAME = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)")
 # MathJax's default skipHtmlTags.
 SKIPPED_ELEMENTS = frozenset({"script", "noscript", "style", "textarea", "pre", "code", "annotation", "math"})
 # latex2mathml keeps a command it does not know as the text of a token element.
-UNKNOWN_COMMAND = re.compile(r"<m[ino]>(\\[A-Za-z]+)</m[ino]>")
+UNKNOWN_COMMAND = re.compile(r"\\[A-Za-z]+")
+TOKEN_ELEMENTS = frozenset({"mi", "mn", "mo"})
 # latex2mathml lays out `align*` as a table but not `aligned`, the form used inside a
 # formula; within one display formula both align the same way.
 ENVIRONMENT_ALIASES = {r"\begin{aligned}": r"\begin{align*}", r"\end{aligned}": r"\end{align*}"}
 # An alignment '&' that latex2mathml left as text: an environment it does not lay out.
-STRAY_ALIGNMENT = "<mi>&</mi>"
+STRAY_ALIGNMENT = "&"
+MATHML_NAMESPACE = "http://www.w3.org/1998/Math/MathML"
+
+# What latex2mathml writes for the TeX the cards use, and nothing that can
+# link, style with CSS, name an id or class, or load anything.
+MATHML_ELEMENTS = frozenset(
+    {
+        "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msub", "msup", "msubsup",
+        "mfrac", "msqrt", "mroot", "mstyle", "mtable", "mtr", "mtd", "mlabeledtr", "mover", "munder",
+        "munderover", "mpadded", "mphantom", "menclose", "mmultiscripts", "mprescripts", "none",
+    }
+)  # fmt: skip
+_BOOLEAN = re.compile(r"true|false")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)"
+_LENGTH = rf"{_NUMBER}(?:em|ex|pt|px|mu|in|cm|mm|pc|%|width|height)?|[a-z]*mathspace"
+_LENGTHS = re.compile(rf"(?:{_LENGTH})(?:\s+(?:{_LENGTH}))*")
+_WORDS = re.compile(r"[a-z-]+(?:\s+[a-z-]+)*")
+# A colour name or #hex only: no url(), no CSS functions.
+_COLOUR = re.compile(r"[A-Za-z]+|#[0-9A-Fa-f]{3,8}")
+MATHML_ATTRIBUTES: dict[str, re.Pattern[str]] = {
+    "display": re.compile(r"block|inline"),
+    "displaystyle": _BOOLEAN,
+    "scriptlevel": re.compile(r"[-+]?\d"),
+    "mathvariant": _WORDS,
+    "mathsize": _LENGTHS,
+    "mathcolor": _COLOUR,
+    "mathbackground": _COLOUR,
+    "stretchy": _BOOLEAN,
+    "fence": _BOOLEAN,
+    "separator": _BOOLEAN,
+    "accent": _BOOLEAN,
+    "accentunder": _BOOLEAN,
+    "largeop": _BOOLEAN,
+    "movablelimits": _BOOLEAN,
+    "symmetric": _BOOLEAN,
+    "form": re.compile(r"prefix|infix|postfix"),
+    "lspace": _LENGTHS,
+    "rspace": _LENGTHS,
+    "minsize": _LENGTHS,
+    "maxsize": _LENGTHS,
+    "width": _LENGTHS,
+    "height": _LENGTHS,
+    "depth": _LENGTHS,
+    "voffset": _LENGTHS,
+    "linethickness": _LENGTHS,
+    "rowspacing": _LENGTHS,
+    "columnspacing": _LENGTHS,
+    "framespacing": _LENGTHS,
+    "columnalign": _WORDS,
+    "rowalign": _WORDS,
+    "columnlines": _WORDS,
+    "rowlines": _WORDS,
+    "frame": _WORDS,
+    "notation": _WORDS,
+    "linebreak": _WORDS,
+    "equalrows": _BOOLEAN,
+    "equalcolumns": _BOOLEAN,
+}
+# latex2mathml writes symbols as character references inside its text.
+CHARACTER_REFERENCE = re.compile(r"&#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}));")
 ERROR_CLASS = "math-error"
 # latex2mathml reports bad TeX with its own exception classes, and with
 # Python's built-in ones from deep inside its parser on some malformed input.
@@ -75,15 +142,49 @@ def tex_to_mathml(tex: str, *, display: bool) -> str:
     for name, alias in ENVIRONMENT_ALIASES.items():
         tex = tex.replace(name, alias)
     try:
-        mathml = convert(tex, display="block" if display else "inline")
+        tree = convert_to_element(tex, display="block" if display else "inline")
     except CONVERSION_ERRORS as exc:
         raise ValueError(_describe(exc)) from exc
-    unknown = UNKNOWN_COMMAND.search(mathml)
-    if unknown:
-        raise ValueError(f"unsupported command {unknown.group(1)}")
-    if STRAY_ALIGNMENT in mathml:
+    out: list[str] = []
+    _write_element(tree, out)
+    return "".join(out)
+
+
+def _write_element(element: Element, out: list[str]) -> None:
+    """Write `element` as MathML, or raise ValueError for anything outside the allow-list."""
+    tag = element.tag
+    if tag not in MATHML_ELEMENTS:
+        raise ValueError(f"the converter wrote <{tag}>, which the preview does not show")
+    text = _text(element.text)
+    if tag in TOKEN_ELEMENTS and (unknown := UNKNOWN_COMMAND.fullmatch(text)):
+        raise ValueError(f"unsupported command {unknown.group(0)}")
+    if tag == "mi" and text == STRAY_ALIGNMENT:
         raise ValueError("'&' outside an environment the converter lays out (aligned, align*, cases, matrix, array)")
-    return mathml
+    attributes = [f' xmlns="{MATHML_NAMESPACE}"'] if tag == "math" else []
+    for name, value in element.attrib.items():
+        if name == "xmlns" and tag == "math":
+            continue  # written above, with the one namespace allowed
+        pattern = MATHML_ATTRIBUTES.get(name)
+        if pattern is None or not pattern.fullmatch(value):
+            raise ValueError(f"the converter wrote {name}={value!r}, which the preview does not show")
+        attributes.append(f' {name}="{html.escape(value)}"')
+    out.append(f"<{tag}{''.join(attributes)}>{html.escape(text, quote=False)}")
+    for child in element:
+        _write_element(child, out)
+        out.append(html.escape(_text(child.tail), quote=False))
+    out.append(f"</{tag}>")  # never self-closing: an HTML page reads '<mo/>' as an open tag outside <math>
+
+
+def _text(text: str | None) -> str:
+    """The characters latex2mathml means: its character references decoded, the rest as it stands."""
+    if not text:
+        return ""
+
+    def decode(match: re.Match[str]) -> str:
+        code = int(match.group(1), 16) if match.group(1) else int(match.group(2))
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+
+    return CHARACTER_REFERENCE.sub(decode, text)
 
 
 def _formula(match: re.Match[str], problems: list[MathProblem]) -> str:
