@@ -1,20 +1,31 @@
 """A per-card cache of compiled cards, so a rebuild renders only what changed.
 
 The key hashes everything a card's compilation depends on: its path, topic
-and text, the generator's own source code and the versions of the libraries
-that render (Markdown, Pygments, the sanitiser, the YAML loader). Images are
-read from disk, so an entry also records each image's size and mtime and is
-used only while they still match. Entries are JSON written atomically, so two
-builds can share a cache; an unreadable entry is a miss, never an error.
-Cards with errors are not cached: what they point at may appear later.
+and text, every source file of the generator package and the versions of the
+libraries that render (Markdown, Pygments, the sanitiser, the YAML loader).
+Images are read from disk, so an entry also records each image's size and
+mtime and is used only while they still match. Entries are written
+atomically, so two builds can share a cache; an unreadable entry is a miss,
+never an error. Cards with errors are not cached: what they point at may
+appear later.
+
+A cache is derived, never trusted. It lives in the user's cache folder, not in
+the checkout (a pull request cannot add to it), and every entry, package and
+stamp carries a MAC made with a secret key that only this user's builds read
+(`user_key`): an entry this user's build did not write is a miss. The build
+still runs the field gate on everything a cache returns (see
+`generator.compile`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import stat
+import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -22,40 +33,98 @@ from typing import Any
 
 from generator.diagnostics import Diagnostic, Location
 from generator.load import SourceFile
-from generator.model import Card, MediaFile, RenderedCard
+from generator.model import Card, MediaFile, RenderedCard, media_name
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
-# The modules a card's compilation runs through (see generator.compile.compile_card).
-COMPILE_MODULES = (
-    "cache", "checks", "cloze", "compile", "diagnostics", "images", "load", "model", "parse", "render",
-    "sanitize", "scan", "validate",
-)  # fmt: skip
+APP_NAME = "dl-interview-decks"
+MAC_BYTES = 32
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+@cache
+def generator_digest() -> str:
+    """Hash of every source file of the generator package: no hand-kept list to forget a module."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 @cache
 def environment_key() -> str:
     """Hash of the generator's code and the rendering libraries' versions."""
-    digest = hashlib.sha256(f"format {CACHE_FORMAT}\n".encode())
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}\n{generator_digest()}\n".encode())
     for name in DEPENDENCIES:
         try:
             digest.update(f"{name} {metadata.version(name)}\n".encode())
         except metadata.PackageNotFoundError:
             digest.update(f"{name} missing\n".encode())
-    for module in COMPILE_MODULES:
-        path = Path(__file__).with_name(f"{module}.py")
-        digest.update(module.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
     return digest.hexdigest()
+
+
+def package_environment_key() -> str:
+    """Hash of what turns notes into a package (the same whole-package hash)."""
+    return environment_key()
+
+
+def user_cache_root() -> Path:
+    """The platform's per-user cache folder for this project (outside any checkout)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / APP_NAME
+
+
+def default_cache_folder(content_dir: Path) -> Path:
+    """One cache per content folder, under the user's cache root."""
+    name = hashlib.sha256(str(content_dir.resolve()).encode()).hexdigest()[:16]
+    return user_cache_root() / name
 
 
 @cache
-def package_environment_key() -> str:
-    """Hash of what turns notes into a package: the packaging code and genanki's version."""
-    digest = hashlib.sha256(f"format {CACHE_FORMAT}\n".encode())
-    for module in ("package", "notetype", "ids"):
-        digest.update(Path(__file__).with_name(f"{module}.py").read_bytes())
-    digest.update(metadata.version("genanki").encode())
-    return digest.hexdigest()
+def user_key() -> bytes:
+    """The secret this user's builds sign cache entries with, made on first use (mode 0600).
+
+    It is never inside a checkout, so content from a pull request cannot know it.
+    Without a readable key there is no cache to trust: a fresh random key per
+    process makes every entry a miss.
+    """
+    path = user_cache_root() / "key"
+    try:
+        data = path.read_bytes()
+        if len(data) == MAC_BYTES:
+            return data
+    except OSError:
+        pass
+    key = secrets.token_bytes(MAC_BYTES)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        os.replace(temp, path)
+        stored = path.read_bytes()  # another build may have won the race: use what is on disk
+        return stored if len(stored) == MAC_BYTES else key
+    except OSError:
+        return key
+
+
+def sign(data: bytes) -> bytes:
+    """`data` followed by its MAC under this user's key."""
+    return data + hmac.new(user_key(), data, hashlib.sha256).digest()
+
+
+def verified(stored: bytes) -> bytes | None:
+    """The data of a `sign`ed blob, or None when this user's key did not sign it."""
+    data, mac = stored[:-MAC_BYTES], stored[-MAC_BYTES:]
+    if len(stored) <= MAC_BYTES:
+        return None
+    return data if hmac.compare_digest(hmac.new(user_key(), data, hashlib.sha256).digest(), mac) else None
 
 
 RACY_MARGIN_NS = 2_000_000_000  # file systems keep mtimes in coarse ticks: allow two seconds
@@ -118,7 +187,10 @@ class RenderCache:
         try:
             # Plain strings and open(): path objects cost more than the read itself here.
             with open(os.path.join(self.folder, key[:2], key + ".json"), "rb") as handle:
-                entry = json.loads(handle.read())
+                data = verified(handle.read())
+            if data is None:
+                return None  # not written by this user's build
+            entry = json.loads(data)
             if entry["card"]["path"] != str(source.path):
                 return None
             return _decode(entry, source.path)
@@ -129,30 +201,29 @@ class RenderCache:
         if card is None or any(d.severity == "error" for d in diagnostics):
             return
         data = json.dumps(_encode(card, diagnostics), separators=(",", ":")).encode()
-        _write_atomic(self._path(self.key(source)), data)
+        _write_atomic(self._path(self.key(source)), sign(data))
 
     def load_stamp(self, name: str) -> dict[str, Any] | None:
         """What the last successful build into a dist/ recorded (see `generator.build`)."""
         try:
-            data = json.loads((self.folder / "stamps" / f"{name}.json").read_bytes())
+            signed = verified((self.folder / "stamps" / f"{name}.json").read_bytes())
+            data = json.loads(signed) if signed is not None else None
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
 
     def save_stamp(self, name: str, data: dict[str, Any]) -> None:
-        _write_atomic(self.folder / "stamps" / f"{name}.json", json.dumps(data).encode())
+        _write_atomic(self.folder / "stamps" / f"{name}.json", sign(json.dumps(data).encode()))
 
     def get_package(self, key: str) -> bytes | None:
-        """A package made before from the same inputs; its trailing SHA-256 proves it is whole."""
+        """A package made before from the same inputs; its trailing MAC proves this user's build made it whole."""
         try:
-            stored = (self.folder / "packages" / f"{key}.apkg").read_bytes()
+            return verified((self.folder / "packages" / f"{key}.apkg").read_bytes())
         except OSError:
             return None
-        data, digest = stored[:-32], stored[-32:]
-        return data if len(stored) > 32 and hashlib.sha256(data).digest() == digest else None
 
     def put_package(self, key: str, data: bytes) -> None:
-        _write_atomic(self.folder / "packages" / f"{key}.apkg", data + hashlib.sha256(data).digest())
+        _write_atomic(self.folder / "packages" / f"{key}.apkg", sign(data))
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
@@ -205,7 +276,7 @@ def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple
         if _stamp(Path(source)) != stamp:
             raise ValueError("an image changed since this entry was written")
         data = Path(source).read_bytes()
-        if hashlib.sha1(data).hexdigest()[:12] not in name:
+        if media_name(Path(source), data) != name:
             raise ValueError("an image changed since this entry was written")
         media.append(MediaFile(name, Path(source), data))
     diagnostics = tuple(

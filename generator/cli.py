@@ -48,7 +48,7 @@ cache_option = click.option(
     "cache_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of the render cache [default: build/cache next to the content folder].",
+    help="Folder of the render cache [default: a folder per content folder in your user cache folder].",
 )
 no_cache_option = click.option("--no-cache", is_flag=True, help="Render every card again.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar, only problems and the summary.")
@@ -181,7 +181,7 @@ def new_command(content_dir: Path, topic: str, slug: str, card_type: str, questi
 def changelog_command(content_dir: Path, dist_dir: Path) -> None:
     """Print the unreleased changes (as the next build records them), or else the latest release's notes."""
     from generator.build import check
-    from generator.diagnostics import BuildFailed
+    from generator.diagnostics import BuildFailed, visible
     from generator.release import UNRELEASED, changes_section, latest_section
 
     try:
@@ -189,10 +189,12 @@ def changelog_command(content_dir: Path, dist_dir: Path) -> None:
     except BuildFailed as failure:
         _fail(failure)
     if result.changes.any:
-        click.echo(changes_section(UNRELEASED, result.manifest, result.changes))
-        return
-    changelog = dist_dir / "CHANGELOG.md"
-    click.echo(latest_section(changelog.read_text(encoding="utf-8", errors="replace") if changelog.is_file() else ""))
+        notes = changes_section(UNRELEASED, result.manifest, result.changes)
+    else:
+        changelog = dist_dir / "CHANGELOG.md"
+        notes = latest_section(changelog.read_text(encoding="utf-8", errors="replace") if changelog.is_file() else "")
+    # The changelog is committed text: show any control character escaped, line by line.
+    click.echo("\n".join(visible(line) for line in notes.split("\n")))
 
 
 @main.command("check")
@@ -253,12 +255,12 @@ def _options(
     no_cache: bool, quiet: bool, allow_removal: bool = False,
 ) -> Options:  # fmt: skip
     from generator.build import Options
-    from generator.cache import RenderCache
+    from generator.cache import RenderCache, default_cache_folder
     from generator.compile import default_jobs
 
     cache = None
     if not no_cache:
-        cache = RenderCache(cache_dir or content_dir.resolve().parent / "build" / "cache")
+        cache = RenderCache(cache_dir or default_cache_folder(content_dir))
     progress = None if quiet or not sys.stderr.isatty() else _ProgressLine()
     return Options(strict, allow_rename, allow_removal, jobs or default_jobs(), cache, progress)
 

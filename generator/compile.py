@@ -8,13 +8,15 @@ Nothing here knows about releases, the manifest or `dist/`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
@@ -26,10 +28,15 @@ from generator.diagnostics import Diagnostic, Location, error, warning
 from generator.load import Content, SourceFile, load_content
 from generator.model import Card, RenderedCard
 from generator.parse import parse_card_file
-from generator.render import render_card
+from generator.render import render_card, reset_markdown
+from generator.sanitize import field_problems
+from generator.tex import TEX_HINT
 from generator.validate import validate_file
 
+GATE_HINT = f"{TEX_HINT}; a formula made with HTML entities or Markdown escapes is checked as MathJax will read it"
+
 PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
+CARD_CPU_SECONDS = 5  # a real card compiles in milliseconds; quadratic Markdown would take minutes
 PARALLEL_THRESHOLD = 64  # below this many cards to render, a process pool costs more than it saves
 Progress = Callable[[int, int], None]  # called with (cards done, cards in all)
 
@@ -49,7 +56,50 @@ class Compiled:
 
 
 def compile_card(source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
-    """Parse, validate, render and check one card file."""
+    """Parse, validate, render and check one card file, within the time budget."""
+    try:
+        with cpu_budget(CARD_CPU_SECONDS):
+            return _compile_card(source)
+    except CardTimeout:
+        reset_markdown()  # the converter was stopped mid-card: its state is unknown
+        return None, (
+            error(
+                Location(source.path, 1, 1),
+                f"card took more than {CARD_CPU_SECONDS} s of CPU time to compile (the per-card limit)",
+                "Markdown slows down on long runs of unclosed '[' or deeply nested quotes and lists: "
+                "split the card or close the brackets",
+            ),
+        )
+
+
+class CardTimeout(Exception):
+    """A card used up its CPU budget."""
+
+
+@contextlib.contextmanager
+def cpu_budget(seconds: float) -> Iterator[None]:
+    """Raise `CardTimeout` once this process has spent `seconds` of CPU time inside the block.
+
+    CPU time, not wall time, so a busy machine does not fail a card. Where the
+    timer is missing (Windows) or this is not the main thread, cards run unbounded.
+    """
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise CardTimeout
+
+    previous = signal.signal(signal.SIGVTALRM, expire)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
+
+
+def _compile_card(source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
     parsed, diagnostics = parse_card_file(source.path, source.text)
     if parsed is None:
         return None, tuple(diagnostics)
@@ -103,10 +153,23 @@ def compile_cards(
         card, problems = results[source.path]
         diagnostics.extend(problems)
         if card is not None:
-            rendered.append(card)
+            gate = field_gate(card)
+            diagnostics.extend(gate)
+            if not gate:
+                rendered.append(card)
     diagnostics.extend(check_unique_ids(r.card for r in rendered))
     diagnostics.extend(_check_duplicate_questions(rendered))
     return Compiled(content, tuple(rendered), tuple(diagnostics), len(content.files) - len(misses))
+
+
+def field_gate(rendered: RenderedCard) -> list[Diagnostic]:
+    """The last check before a note leaves the build, on fresh and cached cards alike."""
+    card = rendered.card
+    problems = []
+    for field, line in zip(rendered.fields, (card.front_line, card.back_line, card.id_line), strict=True):
+        for message in field_problems(field):
+            problems.append(error(Location(card.path, line, 1), f"{message} (in the rendered field)", GATE_HINT))
+    return problems
 
 
 def _compile_all(

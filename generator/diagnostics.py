@@ -32,10 +32,22 @@ class Diagnostic:
     hint: str | None = None
 
     def format(self) -> str:
-        text = f"{self.location}: {self.severity}: {self.message}"
+        """The diagnostic as terminal lines; nothing from the sources can smuggle a control sequence in."""
+        text = visible(f"{self.location}: {self.severity}: {self.message}")
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += "\n  hint: " + "\n".join(visible(line) for line in self.hint.split("\n"))
         return text
+
+
+def visible(text: str) -> str:
+    """`text` with every non-printable character (controls, escapes, bidi overrides, line breaks) escaped.
+
+    File names, YAML values and manifest ids reach error lines; raw, an escape
+    sequence could fake a success line, hide errors or write the clipboard.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def error(location: Location, message: str, hint: str | None = None) -> Diagnostic:

@@ -25,6 +25,8 @@ MANIFEST_FORMAT = 2
 NO_RELEASE = "0.0.0"
 FIRST_VERSION = "1.0.0"
 VERSION = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
+KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")  # card ids and topic keys, as the sources allow them
+SHA256 = re.compile(r"^([0-9a-f]{64})?$")
 MAX_MOD = 253_402_300_799  # 9999-12-31, the last second Anki's importer and Python's dates agree on
 
 
@@ -202,13 +204,38 @@ def _from_json(data: Any) -> Manifest:
         for deck in _list(data, "decks"):
             if isinstance(deck, dict):
                 deck["released_name"] = deck.get("name")
-    return Manifest(
+    manifest = Manifest(
         version=version,
         decks=tuple(_record(DeckRecord, d) for d in _list(data, "decks")),
         notetypes=tuple(_record(NoteTypeRecord, n) for n in _list(data, "notetypes")),
         cards=tuple(_record(CardRecord, c) for c in _list(data, "cards")),
         removed=tuple(_record(RemovedRecord, r) for r in data.get("removed", [])),
     )
+    _check_names(manifest)
+    return manifest
+
+
+def _check_names(manifest: Manifest) -> None:
+    """Names the build turns into paths or prints must be names the build itself makes.
+
+    The manifest is committed, so a pull request can edit it: a deck `file` such
+    as '../x' would otherwise be deleted or replaced outside dist/, and an id
+    holding control characters would reach the maintainer's terminal.
+    """
+    for deck in manifest.decks:
+        if not KEY.match(deck.topic) or deck.file != f"{deck.topic}.apkg":
+            raise ValueError(f"deck record {deck.topic!r} names the file {deck.file!r}, not '<topic>.apkg'"[:200])
+        if not SHA256.match(deck.sha256):
+            raise ValueError(f"deck record {deck.topic!r} has an invalid sha256"[:200])
+    for card in manifest.cards:
+        for value in (card.id, card.guid_id, card.topic, card.released_topic or card.topic):
+            if not KEY.match(value):
+                raise ValueError(f"card record has an invalid id or topic {value!r}"[:200])
+        if card.path and (card.path.startswith("/") or ".." in card.path.split("/") or not card.path.isprintable()):
+            raise ValueError(f"card record {card.id!r} has an invalid path {card.path!r}"[:200])
+    for removed in manifest.removed:
+        if not KEY.match(removed.id) or not KEY.match(removed.topic):
+            raise ValueError(f"removed record has an invalid id or topic {removed.id!r}"[:200])
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:

@@ -1,7 +1,9 @@
-"""The immutable data that flows through the pipeline; no I/O, no behaviour."""
+"""The immutable data that flows through the pipeline; no I/O, and only the naming rules of its values."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -69,3 +71,14 @@ class RenderedCard:
     media: tuple[MediaFile, ...]
     question_text: str  # the front as plain text, for changelogs
     card_count: int  # the Anki cards this note makes, counted from its fields as Anki reads them
+
+
+def media_name(source: Path, data: bytes) -> str:
+    """The packed name of an image: its stem and 128 bits of its content's SHA-256.
+
+    Anki keeps one file per name in a collection's media folder, so two
+    different images must never share a name; 128 bits make a collision
+    infeasible to construct.
+    """
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", source.stem).strip("-_") or "image"
+    return f"{stem}-{hashlib.sha256(data).hexdigest()[:32]}{source.suffix.lower()}"

@@ -8,7 +8,6 @@ colour it for light and night mode.
 from __future__ import annotations
 
 import functools
-import hashlib
 import html
 import re
 from pathlib import Path
@@ -24,7 +23,7 @@ from pygments.lexers import get_lexer_by_name
 from generator.cloze import cloze_ordinals
 from generator.diagnostics import Diagnostic, Location, error
 from generator.images import svg_problem
-from generator.model import Card, MediaFile, RenderedCard
+from generator.model import Card, MediaFile, RenderedCard, media_name
 from generator.sanitize import policy_violations, sanitize
 from generator.scan import Math, Prose, parse_fence_info, scan
 
@@ -97,6 +96,11 @@ def render_markdown(
         for message, needle in policy_violations(body, cleaned, images.renamed):
             problems.append(error(images.locate(needle), message, SANITISER_HINT))
     return cleaned, tuple(images.media), problems
+
+
+def reset_markdown() -> None:
+    """Forget the converter, e.g. after a card was stopped halfway through it."""
+    _markdown.cache_clear()
 
 
 def render_math(tex: str, display: bool, *, cloze: bool) -> str:
@@ -237,9 +241,7 @@ def _load_image(folder: Path, root: Path, src: str) -> tuple[MediaFile | None, t
     data = source.read_bytes()
     if suffix == ".svg" and (problem := svg_problem(data)):
         return None, (f"image '{shown}': {problem}", "SVG images may hold drawing elements only")
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", source.stem).strip("-_") or "image"
-    name = f"{stem}-{hashlib.sha1(data).hexdigest()[:12]}{suffix}"
-    return MediaFile(name, source, data), ("", "")
+    return MediaFile(media_name(source, data), source, data), ("", "")
 
 
 class _CutOutPreprocessor(Preprocessor):

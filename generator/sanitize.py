@@ -16,6 +16,8 @@ from html.parser import HTMLParser
 
 import nh3
 
+from generator.tex import field_tex_problems
+
 ALLOWED_TAGS = frozenset(
     {
         # text
@@ -80,6 +82,16 @@ def _cleaner() -> nh3.Cleaner:
         url_schemes=set(URL_SCHEMES),
         filter_style_properties=set(STYLE_PROPERTIES),
     )
+
+
+def field_problems(html: str) -> list[str]:
+    """Why a finished field may not leave the build: what the policy would change, and unsafe math.
+
+    Run on every field of every note, whether just rendered or read from a
+    cache, so no route around the renderer reaches a deck.
+    """
+    problems = [] if sanitize(html) == html else ["the field holds HTML outside the policy"]
+    return problems + field_tex_problems(html)
 
 
 def policy_violations(

@@ -35,7 +35,8 @@ class Math:
 
     tex: str
     display: bool
-    location: Location
+    location: Location  # of the opening delimiter
+    opener: int = 1  # length of the opening delimiter: `$` is 1, `$$`, `\\(` and `\\[` are 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +164,11 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
         if len(diagnostics) < MAX_PROBLEMS_PER_BLOCK:
             diagnostics.append(error(locate(position), message, hint))
 
-    def emit_math(tex: str, display: bool, position: int) -> None:
+    def emit_math(tex: str, display: bool, position: int, opener: int = 2) -> None:
         if buffer:
             segments.append(Prose("".join(buffer)))
             buffer.clear()
-        segments.append(Math(tex, display, locate(position)))
+        segments.append(Math(tex, display, locate(position), opener))
 
     i, n = 0, len(text)
     while i < n:
@@ -225,7 +226,7 @@ def _scan_prose(text: str, path: Path, first_line: int) -> tuple[list[Segment], 
                     buffer.append("$")
                     i += 1
                 else:
-                    emit_math(text[i + 1 : inline_end], False, i)
+                    emit_math(text[i + 1 : inline_end], False, i, opener=1)
                     i = inline_end + 1
         else:
             buffer.append(char)

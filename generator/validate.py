@@ -16,11 +16,13 @@ from generator.scan import (
     OUTPUT_LANGUAGE,
     RUNNABLE_LANGUAGE,
     Fence,
+    Math,
     fence_language,
     parse_fence_info,
     scan,
     without_blank_prose,
 )
+from generator.tex import TEX_HINT, tex_problems
 
 CARD_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")
@@ -237,6 +239,8 @@ def _check_markup(card: Card) -> list[Diagnostic]:
         problems.extend(found)
         significant = without_blank_prose(segments)
         for index, segment in enumerate(significant):
+            if isinstance(segment, Math):
+                problems.extend(_check_tex(segment))
             if not isinstance(segment, Fence):
                 continue
             problems.extend(_check_fence(segment, card.type))
@@ -277,6 +281,20 @@ def _check_markup(card: Card) -> list[Diagnostic]:
                 "add 'type: cloze' to the front matter",
             )
         )
+    return problems
+
+
+def _check_tex(math: Math) -> list[Diagnostic]:
+    """Commands outside the TeX allow-list, each at its own line and column."""
+    problems = []
+    for offset, message in tex_problems(math.tex):
+        before = math.tex[:offset]
+        line = math.location.line + before.count("\n")
+        if "\n" in before:
+            col = offset - before.rfind("\n")
+        else:
+            col = math.location.col + math.opener + offset
+        problems.append(error(Location(math.location.path, line, col), message, TEX_HINT))
     return problems
 
 

@@ -190,3 +190,83 @@ def test_an_unchanged_build_still_reports_its_warnings(content: Path, sample_car
     assert again.warnings == first.warnings != ()
     with pytest.raises(BuildFailed):
         build(content, dist, T0, options=Options(cache=cache, strict=True))
+
+
+# --- a cache is derived, never trusted ------------------------------------------------------------
+
+
+def _reseal(folder: Path, edit: Callable[[bytes], bytes], key: bytes) -> int:
+    """Rewrite every cache file: its data edited, then signed with another `key`."""
+    import hashlib
+    import hmac
+
+    count = 0
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        data = cache_module.verified(path.read_bytes())
+        assert data is not None, path
+        new = edit(data)
+        path.write_bytes(new + hmac.new(key, new, hashlib.sha256).digest())
+        count += 1
+    return count
+
+
+def test_entries_packages_and_stamps_another_key_signed_are_never_used(
+    content: Path, sample_cards: None, tmp_path: Path
+) -> None:
+    cache = RenderCache(tmp_path / "cache")
+    cold = tmp_path / "cold"
+    build(content, cold, T0)
+    dist = tmp_path / "dist"
+    build(content, dist, T0, options=Options(cache=cache))
+    assert build(content, dist, T0, options=Options(cache=cache)).up_to_date
+
+    # What a pull request could plant: well-formed entries whose MAC it made with a key of its own.
+    planted = _reseal(cache.folder, lambda data: data.replace(b"sigmoid", b"PLANTED"), key=b"k" * 32)
+    assert planted >= 4
+    result = build(content, dist, T0, options=Options(cache=cache))
+    assert not result.up_to_date
+    assert result.cache_hits == 0
+    assert snapshot(dist) == snapshot(cold)
+    assert not any(b"PLANTED" in data for data in snapshot(dist).values())
+
+
+def test_a_cached_field_passes_the_field_gate_again(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache))
+    # Even an entry signed with this user's key (say, written by an older, buggier renderer) is checked.
+    entries = list(cache.folder.glob("??/*.json"))
+    assert entries
+    for path in entries:
+        _reseal_file(path, lambda data: data.replace(b'"fields":["', b'"fields":["<script>alert(1)</script>', 1))
+    with pytest.raises(BuildFailed, match="HTML outside the policy"):
+        build(content, tmp_path / "second", T0, options=Options(cache=cache))
+
+
+def _reseal_file(path: Path, edit: Callable[[bytes], bytes]) -> None:
+    data = cache_module.verified(path.read_bytes())
+    assert data is not None
+    path.write_bytes(cache_module.sign(edit(data)))
+
+
+def test_the_cache_key_covers_every_module_of_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "generator"
+    shutil.copytree(cache_module.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache_module, "PACKAGE_ROOT", copy)
+    cache_module.generator_digest.cache_clear()
+    try:
+        before = cache_module.generator_digest()
+        for module in sorted(copy.rglob("*.py")):
+            original = module.read_bytes()
+            module.write_bytes(original + b"\n# changed\n")
+            cache_module.generator_digest.cache_clear()
+            assert cache_module.generator_digest() != before, module.name
+            module.write_bytes(original)
+    finally:
+        cache_module.generator_digest.cache_clear()
+
+
+def test_the_default_cache_lies_outside_the_checkout(content: Path) -> None:
+    folder = cache_module.default_cache_folder(content)
+    assert not folder.resolve().is_relative_to(content.resolve().parent)

@@ -82,6 +82,15 @@ def manifest(text: str) -> Plant:
     return plant
 
 
+def manifest_edit(old: str, new: str) -> Plant:
+    def plant(content: Path, _outside: Path) -> None:
+        text = (content.parent / "dist" / "manifest.json").read_text()
+        assert old in text
+        raise _ReplaceManifest(text.replace(old, new))
+
+    return plant
+
+
 class _ReplaceManifest(Exception):
     def __init__(self, text: str) -> None:
         self.text = text
@@ -171,7 +180,33 @@ CASES = [
         manifest("[]"), "manifest.json:1:1: error: cannot read the manifest: expected a JSON object", id="manifest-list"
     ),
     pytest.param(manifest('{"format": 2, "version": "x"}'), "invalid version 'x'", id="manifest-version"),
-]
+    pytest.param(manifest_edit('"file": "alpha.apkg"', '"file": "../outside/secret.png"'),
+                 "names the file '../outside/secret.png'", id="manifest-deck-file-outside-dist"),
+    pytest.param(manifest_edit('"id": "alpha-good"', '"id": "alpha-good\\u001b[2J"'),
+                 "invalid id or topic 'alpha-good\\x1b[2J'", id="manifest-id-control-sequence"),
+    # Math is content: MathJax's links, CSS and macros never reach a reviewer.
+    pytest.param(card("# Q?\n\n$\\href{javascript:alert(1)}{show answer}$\n"),
+                 "bad.md:8:2: error: TeX command '\\href' is not allowed in math", id="tex-href"),
+    pytest.param(card("# Q?\n\nSee\n$$\n\\style{position:fixed;width:100%}{x}\n$$\n"),
+                 "bad.md:10:1: error: TeX command '\\style' is not allowed in math", id="tex-style"),
+    pytest.param(card("# Q?\n\nA \\(\\bbox[url(https://e.com/p.png)]{x}\\)\n"),
+                 "bad.md:8:5: error: TeX command '\\bbox' is not allowed in math", id="tex-bbox"),
+    pytest.param(card("# Q?\n\n$\\def\\x{\\href{https://e.com}{y}}\\x$\n"),
+                 "TeX command '\\def' is not allowed in math", id="tex-def"),
+    pytest.param(card("# Q?\n\n$\\begin{array}x\\end{array} \\begin{html}x\\end{html}$\n"),
+                 "TeX environment 'html' is not allowed in math", id="tex-environment"),
+    pytest.param(card("# Q?\n\nA &#92;(\\class{x}{y}&#92;) B\n"),
+                 "bad.md:8:1: error: TeX command '\\class' is not allowed in math (in the rendered field)",
+                 id="tex-through-html-entities"),
+    pytest.param(card("# Q?\n\nA \\\\(\\cssId{x}{y}\\\\) B\n"),
+                 "TeX command '\\cssId' is not allowed in math (in the rendered field)",
+                 id="tex-through-markdown-escapes"),
+    # Nothing from a source reaches the terminal raw.
+    pytest.param(raw("a\x1b]52;c;SGVsbG8=\x07b.md", GOOD.encode()), "a\\x1b]52;c;SGVsbG8=\\x07b.md",
+                 id="control-sequence-in-file-name"),
+    pytest.param(raw("esc.md", b'---\nid: alpha-esc\ntags: []\n"\\e[2K\\rbuilt": 1\n---\n# Q?\n\nA.\n'),
+                 "unknown front-matter key '\\x1b[2K\\rbuilt'", id="control-sequence-in-yaml-escape"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("plant", "expected"), CASES)
@@ -191,6 +226,7 @@ def test_hostile_input_is_a_located_error(tmp_path: Path, plant: Plant, expected
     assert result.exit_code == 1, result.output
     assert expected in result.stderr
     assert "Traceback" not in result.output
+    assert not any(ord(c) < 32 and c != "\n" for c in result.output), "a control character reached the terminal"
     assert _snapshot(dist) == before
     assert b"SECRET" not in b"".join(before.values())
 
