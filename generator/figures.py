@@ -29,7 +29,8 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Polygon, Rectangle
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, PathPatch, Polygon, Rectangle
+from matplotlib.path import Path as DrawingPath
 from matplotlib.typing import RcKeyType
 
 # --- shared style -------------------------------------------------------------------------------
@@ -205,6 +206,17 @@ def grid_lines(ax: Axes, left: float, bottom: float, cols: int, rows: int, fill:
         xs += [left, left + cols, math.nan]
         ys += [bottom + r, bottom + r, math.nan]
     ax.plot(xs, ys, color=MUTED, lw=0.9, solid_capstyle="butt", zorder=2)
+
+
+def rectangles(ax: Axes, corners: Sequence[tuple[float, float, float, float]], **style: Any) -> None:
+    """Rectangles given as (left, bottom, width, height), all in one style, drawn as one path: a small file."""
+    vertices: list[tuple[float, float]] = []
+    for left, bottom, width, height in corners:
+        vertices += [(left, bottom), (left + width, bottom), (left + width, bottom + height), (left, bottom + height)]
+        vertices.append((left, bottom))
+    codes = [DrawingPath.MOVETO, DrawingPath.LINETO, DrawingPath.LINETO, DrawingPath.LINETO, DrawingPath.CLOSEPOLY]
+    codes *= len(corners)
+    ax.add_patch(PathPatch(DrawingPath(vertices, codes), **style))
 
 
 # --- activations ----------------------------------------------------------------------------------
@@ -771,6 +783,430 @@ def attention_weights() -> Figure:
     return fig
 
 
+# --- large language models -------------------------------------------------------------------------
+
+
+def flash_attention_tiling() -> Figure:
+    fig = new_figure(3.4)
+    ax = diagram_axes(fig, (-0.3, 12.9), (-1.8, 5.6))
+    blocks, row, col, left = 4, 1, 2, 1.4  # the current Q block (second) and K/V block (third)
+    query, key_value = tint(BLUE, 0.5), tint(ORANGE, 0.5)
+    for index in range(blocks):
+        y = blocks - 1 - index
+        ax.add_patch(Rectangle((0.05, y + 0.05), 0.9, 0.9, fc=query if index == row else tint(BLUE, 0.15), ec=MUTED))
+        x = left + index
+        ax.add_patch(
+            Rectangle((x + 0.05, 4.35), 0.9, 0.9, fc=key_value if index == col else tint(ORANGE, 0.15), ec=MUTED)
+        )
+    ax.text(0.5, 4.8, "Q", ha="center", va="center", fontweight="bold")
+    ax.text(left + blocks + 0.15, 4.8, "K, V", ha="left", va="center", fontweight="bold")
+    # The n × n scores: only a dashed outline, since no more than one tile of them exists at a time.
+    tile_y = blocks - 1 - row
+    for c in range(col):
+        ax.add_patch(Rectangle((left + c, tile_y), 1, 1, fc=tint(GREEN, 0.35), ec="none"))
+    ax.add_patch(Rectangle((left + col, tile_y), 1, 1, fc=tint(VERMILLION, 0.5), ec="none"))
+    xs: list[float] = []
+    ys: list[float] = []
+    for i in range(blocks + 1):
+        xs += [left + i, left + i, math.nan, left, left + blocks, math.nan]
+        ys += [0, blocks, math.nan, i, i, math.nan]
+    ax.plot(xs, ys, color=MUTED, lw=1, linestyle=(0, (3, 2)), solid_capstyle="butt")
+    arrow(ax, (left + blocks + 0.15, tile_y + 0.5), (6.65, tile_y + 0.5))
+    # On chip: one block of each input, one tile of scores, and the running softmax state.
+    ax.add_patch(FancyBboxPatch((6.8, -0.2), 6.0, 5.7, boxstyle="round,pad=0,rounding_size=0.3", fc=PANEL, ec=MUTED))
+    ax.text(9.8, 5.0, "SRAM (on chip)", ha="center", va="center", fontweight="bold")
+    contents = (
+        (4.0, 0.8, "Q block 2", query),
+        (3.0, 0.8, "K, V block 3", key_value),
+        (2.0, 0.8, "score tile Q2·K3", tint(VERMILLION, 0.5)),
+        (0.65, 1.3, "output block 2 and\nrunning max, sum", tint(GREEN, 0.35)),
+    )
+    for centre_y, height, text, face in contents:
+        box(ax, (9.8, centre_y), (5.4, height), text, face=face, edge=MUTED)
+    ax.text(
+        6.2,
+        -1.15,
+        "HBM holds Q, K, V and O, never the n × n\nscores: each tile is used, then dropped",
+        ha="center",
+        va="center",
+        fontsize=SMALL,
+    )
+    return fig
+
+
+KV_LAYERS, KV_HEAD_SIZE, KV_VALUE_BYTES = 32, 128, 2  # a Llama-2-7B-shaped model in 16-bit floats
+MODEL_WEIGHT_GIB = 7e9 * 2 / 2**30  # 7 billion 16-bit parameters
+
+
+def kv_cache_gib(kv_heads: int, tokens: np.ndarray) -> np.ndarray:
+    """Keys and values of every layer: 2 · L · n_kv · d_head · bytes per token, in GiB."""
+    return 2 * KV_LAYERS * kv_heads * KV_HEAD_SIZE * KV_VALUE_BYTES * tokens / 2**30
+
+
+def kv_cache_growth() -> Figure:
+    fig = new_figure(3.0)
+    ax = fig.add_subplot()
+    tokens = np.array([0, 32_768])
+    ax.axhline(MODEL_WEIGHT_GIB, color=MUTED, lw=1.6, linestyle=(0, (1, 1.5)))
+    ax.text(0.5, MODEL_WEIGHT_GIB + 0.45, "the 7B weights themselves", fontsize=SMALL, color=MUTED)
+    for heads, name, colour, style in (
+        (32, "MHA, 32 KV heads", BLUE, "-"),
+        (8, "GQA, 8 KV heads", VERMILLION, (0, (5, 2))),
+    ):
+        cache = kv_cache_gib(heads, tokens)
+        ax.plot(tokens / 1024, cache, color=colour, linestyle=style, label=name)
+        ax.text(32.8, cache[-1], f"{cache[-1]:g} GiB", va="center", fontsize=SMALL)
+    ax.set_xlim(0, 32.5)
+    ax.set_ylim(0, 17.5)
+    ax.set_xticks([0, 8, 16, 24, 32], ["0", "8k", "16k", "24k", "32k"])
+    ax.set_yticks([0, 4, 8, 12, 16])
+    ax.set_xlabel("context length (tokens)", labelpad=2)
+    ax.set_ylabel("KV cache (GiB)")
+    ax.set_title("32 layers, head size 128, 16-bit values, batch 1", fontsize=SMALL)
+    fig.legend(handles=ax.lines[1:], loc="outside lower center", ncols=2, handlelength=2.2)
+    return fig
+
+
+MOE_GATES = (0.05, 0.08, 0.42, 0.06, 0.04, 0.23, 0.07, 0.05)  # the router's softmax over 8 experts
+
+
+def moe_routing() -> Figure:
+    fig = new_figure(3.4)
+    ax = diagram_axes(fig, (-0.3, 13.5), (-1.2, 6.2))
+    chosen = sorted(range(len(MOE_GATES)), key=lambda expert: -MOE_GATES[expert])[:2]
+    total = sum(MOE_GATES[expert] for expert in chosen)
+    middle, fan, expert_x, expert_size, add_x = 2.8, 5.1, 7.7, (2.4, 0.6), 11.2
+    box(ax, (0.45, middle), (0.8, 0.8), "x", fontsize=TEXT)
+    wire(ax, [(0.85, middle), (1.6, middle)])
+    box(ax, (2.6, middle), (2.0, 1.3), "router\nsoftmax", face=GATE_FILL)
+    for expert, gate in enumerate(MOE_GATES):
+        y = 5.6 - 0.8 * expert
+        active = expert in chosen
+        start, bend, end = (3.6, middle), (fan, y), (expert_x - expert_size[0] / 2, y)
+        if active:
+            wire(ax, [start, bend, end])
+        else:
+            ax.plot(*zip(start, bend, end, strict=True), color=LIGHT, lw=1.4, zorder=1)
+        ax.text(
+            (fan + end[0]) / 2,
+            y + 0.06,
+            f"{gate:.2f}",
+            ha="center",
+            va="bottom",
+            fontsize=SMALL,
+            color=INK if active else MUTED,
+            fontweight="bold" if active else "normal",
+        )
+        face, edge = (tint(BLUE, 0.45), BLUE) if active else ("white", LIGHT)
+        box(ax, (expert_x, y), expert_size, "", face=face, edge=edge)
+        ax.text(
+            expert_x,
+            y,
+            f"expert {expert + 1}",
+            ha="center",
+            va="center",
+            fontsize=SMALL,
+            zorder=4,
+            color=INK if active else MUTED,
+        )
+        if active:
+            weight = gate / total
+            towards = middle + (NODE_RADIUS if y > middle else -NODE_RADIUS)
+            wire(ax, [(expert_x + expert_size[0] / 2, y), (add_x, y), (add_x, towards)])
+            ax.text(
+                (expert_x + expert_size[0] / 2 + add_x) / 2,
+                y + 0.06,
+                f"× {weight:.2f}",
+                ha="center",
+                va="bottom",
+                fontsize=SMALL,
+                fontweight="bold",
+            )
+    node(ax, (add_x, middle), "+")
+    wire(ax, [(add_x + NODE_RADIUS, middle), (12.7, middle)])
+    ax.text(12.85, middle, "y", ha="left", va="center", fontsize=TEXT, fontstyle="italic")
+    ax.text(6.6, -0.85, "top 2 of 8: only two expert FFNs run for this token", ha="center", va="center", fontsize=SMALL)
+    return fig
+
+
+SAMPLING_LOGITS = np.array([3.0, 2.2, 1.6, 1.1, 0.7, 0.3, 0.0, -0.4, -0.8, -1.2])  # sorted, most likely first
+TOP_P = 0.9
+
+
+def softmax_at(logits: np.ndarray, temperature: float) -> np.ndarray:
+    scaled = np.exp((logits - logits.max()) / temperature)
+    return np.asarray(scaled / scaled.sum())
+
+
+def nucleus_size(probs: np.ndarray, top_p: float) -> int:
+    """How many of the most likely tokens top-p keeps: the fewest whose probabilities add up to `top_p`."""
+    return int(np.searchsorted(np.cumsum(np.sort(probs)[::-1]), top_p) + 1)
+
+
+def sampling_temperature_top_p() -> Figure:
+    fig = new_figure(2.9)
+    axes = fig.subplots(1, 3, sharey=True)
+    ranks = np.arange(SAMPLING_LOGITS.size)
+    for ax, temperature in zip(axes, (0.5, 1.0, 2.0), strict=True):
+        probs = softmax_at(SAMPLING_LOGITS, temperature)
+        kept = nucleus_size(probs, TOP_P)
+        ax.bar(
+            ranks[:kept],
+            probs[:kept],
+            width=0.8,
+            color=tint(BLUE, 0.6),
+            edgecolor=BLUE,
+            lw=1.2,
+            label=f"kept by top-p {TOP_P:g}",
+        )
+        ax.bar(ranks[kept:], probs[kept:], width=0.8, color="white", edgecolor=MUTED, lw=1.2, hatch="////", label="cut")
+        ax.set_title(f"T = {temperature:g}")
+        ax.set_xlabel(f"{kept} of {ranks.size} kept", labelpad=3)
+        ax.set_xticks([])
+        ax.set_xlim(-0.7, ranks.size - 0.3)
+    axes[0].set_ylim(0, 0.85)
+    axes[0].set_yticks([0, 0.4, 0.8], ["0", "0.4", "0.8"])
+    axes[0].set_ylabel("probability")
+    fig.legend(handles=axes[0].containers, loc="outside lower center", ncols=2, handlelength=1.4)
+    return fig
+
+
+# --- training at scale ------------------------------------------------------------------------------
+
+
+def parallelism_layouts() -> Figure:
+    fig = new_figure(4.1)
+    ax = diagram_axes(fig, (-0.1, 13.05), (-0.1, 10.6))
+    devices, layers, step, width = 4, 4, 3.3, 2.9
+    held: dict[str, Any] = {"fc": tint(BLUE, 0.55), "ec": BLUE, "lw": 1.1}
+    idle: dict[str, Any] = {"fc": "white", "ec": LIGHT, "lw": 1.1}
+    rows = (
+        ("data", "all layers; own 1/4 of the batch"),
+        ("tensor", "1/4 of every layer; whole batch"),
+        ("pipeline", "one layer each; batch flows on"),
+    )
+    frames: list[tuple[float, float, float, float]] = []
+    bars: dict[bool, list[tuple[float, float, float, float]]] = {True: [], False: []}
+    for index, (name, note) in enumerate(rows):
+        top = 10.4 - 3.55 * index
+        ax.text(0, top - 0.2, name, va="center", fontweight="bold")
+        ax.text(devices * step - 0.4, top - 0.2, note, ha="right", va="center", fontsize=SMALL)
+        for device in range(devices):
+            x = device * step
+            frames.append((x, top - 3.05, width, 2.45))
+            ax.text(x + width / 2, top - 2.75, f"GPU {device + 1}", ha="center", va="center", fontsize=SMALL)
+            for layer in range(layers):
+                bar = (x + 0.3, top - 1.1 - 0.42 * layer, width - 0.6, 0.3)
+                if name == "tensor":  # every layer's weight matrix split four ways: this device's quarter
+                    piece = bar[2] / devices
+                    bars[False] += [(bar[0] + part * piece, bar[1], piece, bar[3]) for part in range(devices)]
+                    bars[True].append((bar[0] + device * piece, bar[1], piece, bar[3]))
+                else:
+                    bars[name == "data" or layer == device].append(bar)
+            if name == "pipeline" and device < devices - 1:
+                arrow(ax, (x + width + 0.02, top - 1.8), (x + step - 0.02, top - 1.8))
+    rectangles(ax, frames, fc=PANEL, ec=MUTED, lw=1.2)
+    rectangles(ax, bars[False], **idle)
+    rectangles(ax, bars[True], **held)
+    fig.legend(
+        handles=[
+            Rectangle((0, 0), 1, 1, **held, label="weights held"),
+            Rectangle((0, 0), 1, 1, **idle, label="not held"),
+        ],
+        loc="outside lower center",
+        ncols=2,
+        handlelength=1.4,
+    )
+    return fig
+
+
+CHECKPOINT_LAYERS, CHECKPOINT_EVERY = 12, 4
+
+
+def memory_trace(layers: int, every: int | None) -> tuple[list[int], list[bool]]:
+    """Layer activations held after each step of one forward and backward pass, and which steps recompute.
+
+    Without checkpoints every layer's output is kept until its backward step. With a checkpoint every
+    `every` layers only those outputs are kept (plus the one being computed); the backward pass recomputes
+    each segment from the checkpoint before it, then frees it layer by layer.
+    """
+    held: list[int] = []
+    recompute: list[bool] = []
+    if every is None:
+        held += list(range(1, layers + 1)) + list(range(layers - 1, -1, -1))
+        return held, [False] * len(held)
+    for layer in range(1, layers + 1):
+        held.append(layer // every + (layer % every != 0))
+        recompute.append(False)
+    stored = layers // every
+    for segment_end in range(layers, 0, -every):
+        for _ in range(every - 1):  # recompute the segment's inner layers
+            stored += 1
+            held.append(stored)
+            recompute.append(True)
+        for _ in range(every):  # backward through the segment, freeing as we go
+            stored -= 1
+            held.append(stored)
+            recompute.append(False)
+        assert segment_end > 0
+    return held, recompute
+
+
+def activation_checkpointing() -> Figure:
+    fig = new_figure(4.3)
+    strip, plot = fig.subplots(2, 1, height_ratios=(1, 2.8))
+    strip.set_xlim(-0.1, CHECKPOINT_LAYERS + 0.1)
+    strip.set_ylim(-0.3, 1.0)
+    strip.set_aspect("equal")
+    strip.set_axis_off()
+    for layer in range(1, CHECKPOINT_LAYERS + 1):
+        kept = layer % CHECKPOINT_EVERY == 0
+        strip.add_patch(
+            Rectangle(
+                (layer - 0.9, 0),
+                0.8,
+                0.8,
+                fc=tint(BLUE, 0.6) if kept else "white",
+                ec=BLUE if kept else MUTED,
+                lw=1.6,
+                linestyle="-" if kept else (0, (2, 1.5)),
+            )
+        )
+    strip.text(
+        CHECKPOINT_LAYERS / 2,
+        -0.25,
+        "every 4th layer's output kept; the rest recomputed in backward",
+        ha="center",
+        va="top",
+        fontsize=SMALL,
+    )
+    plain, _ = memory_trace(CHECKPOINT_LAYERS, None)
+    checkpointed, recompute = memory_trace(CHECKPOINT_LAYERS, CHECKPOINT_EVERY)
+    for index, again in enumerate(recompute):
+        if again:
+            plot.axvspan(index + 0.5, index + 1.5, color=tint(ORANGE, 0.3), lw=0)
+    plot.step(np.arange(1, len(plain) + 1), plain, where="mid", color=BLUE, label="keep all")
+    plot.step(
+        np.arange(1, len(checkpointed) + 1),
+        checkpointed,
+        where="mid",
+        color=VERMILLION,
+        linestyle=(0, (5, 2)),
+        label="checkpoints",
+    )
+    plot.axvline(CHECKPOINT_LAYERS + 0.5, color=MUTED, lw=1.2)
+    plot.text(CHECKPOINT_LAYERS / 2 + 0.5, 13.2, "forward", ha="center", va="center", fontsize=SMALL)
+    plot.text(CHECKPOINT_LAYERS + 2, 13.2, "backward", ha="left", va="center", fontsize=SMALL)
+    plot.set_xlim(0.5, len(checkpointed) + 0.5)
+    plot.set_ylim(0, 14)
+    plot.set_yticks([0, 6, 12])
+    plot.set_xticks([])
+    plot.set_xlabel("time (one step per layer)", labelpad=3)
+    plot.set_ylabel("activations held")
+    shading = Rectangle((0, 0), 1, 1, fc=tint(ORANGE, 0.3), ec="none", label="recompute")
+    fig.legend(
+        handles=[*plot.lines[:2], shading], loc="outside lower center", ncols=3, handlelength=2.0, columnspacing=1.0
+    )
+    return fig
+
+
+# --- keras in practice ------------------------------------------------------------------------------
+
+CAM_PIXELS, CAM_CELLS = 56, 7
+
+
+def grad_cam_maps() -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic Grad-CAM: the 7 × 7 map and its bilinear upsampling to the 56 × 56 input.
+
+    Two made-up feature maps of the last conv layer, one firing on the disc (the class) and one on the
+    square (a distractor), weighted by made-up pooled gradients +1 and −0.5; ReLU keeps the positive evidence.
+    """
+    centres = np.arange(CAM_PIXELS) + 0.5
+    x, y = np.meshgrid(centres, centres)
+    disc = ((x - 37) ** 2 + (y - 19) ** 2 <= 11**2) * 1.0
+    square = ((abs(x - 17) <= 8) & (abs(y - 38) <= 8)) * 1.0
+    side = CAM_PIXELS // CAM_CELLS
+
+    def pooled(mask: np.ndarray) -> np.ndarray:
+        return np.asarray(mask.reshape(CAM_CELLS, side, CAM_CELLS, side).mean(axis=(1, 3)))
+
+    coarse = np.maximum(1.0 * pooled(disc) - 0.5 * pooled(square), 0)
+    coarse /= coarse.max()
+    cell_centres = (np.arange(CAM_CELLS) + 0.5) * side
+    rows = np.array([np.interp(centres, cell_centres, row) for row in coarse])
+    fine = np.array([np.interp(centres, cell_centres, column) for column in rows.T]).T
+    return coarse, fine
+
+
+def _cam_scene(ax: Axes) -> None:
+    ax.add_patch(Rectangle((0, 0), CAM_PIXELS, CAM_PIXELS, fc=PANEL, ec=MUTED, lw=1))
+    ax.add_patch(Circle((37, 19), 11, fc=tint(BLUE, 0.55), ec=BLUE, lw=1.4))
+    ax.add_patch(Rectangle((9, 30), 16, 16, fc=tint(GREEN, 0.55), ec=GREEN, lw=1.4))
+
+
+def grad_cam_heatmap() -> Figure:
+    fig = new_figure(2.5)
+    axes = fig.subplots(1, 3)
+    coarse, fine = grad_cam_maps()
+    side = CAM_PIXELS // CAM_CELLS
+    for ax, title in zip(axes, ("input: disc", "Grad-CAM 7 × 7", "upsampled"), strict=True):
+        ax.set_xlim(-0.5, CAM_PIXELS + 0.5)
+        ax.set_ylim(CAM_PIXELS + 0.5, -0.5)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(title)
+    _cam_scene(axes[0])
+    shades: dict[str, list[tuple[float, float, float, float]]] = {}
+    for (r, c), value in np.ndenumerate(coarse):
+        shades.setdefault(tint(VERMILLION, 0.04 + 0.9 * value), []).append((c * side, r * side, side, side))
+    for face, cells in shades.items():
+        rectangles(axes[1], cells, fc=face, ec="white", lw=1)
+    axes[1].add_patch(Rectangle((0, 0), CAM_PIXELS, CAM_PIXELS, fill=False, ec=MUTED, lw=1))
+    _cam_scene(axes[2])
+    centres = np.arange(CAM_PIXELS) + 0.5
+    levels = [0.15, 0.45, 0.75, 1.01]
+    axes[2].contourf(
+        centres,
+        centres,
+        fine,
+        levels=levels,
+        colors=[tint(VERMILLION, 0.3 + 0.3 * i) for i in range(len(levels) - 1)],
+        alpha=0.7,
+    )
+    fig.supxlabel("synthetic image; the square is a distractor", fontsize=SMALL)
+    return fig
+
+
+def imbalanced_curves() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Illustrative validation accuracy and PR-AUC per epoch on a 95/5 problem (not a training run)."""
+    epochs = np.arange(0, 31)
+    noise = np.random.default_rng(3).normal(0, 1, (2, epochs.size))
+    accuracy = 0.95 + 0.012 * (1 - np.exp(-epochs / 8)) + 0.0015 * noise[0]
+    pr_auc = 0.05 + 0.65 / (1 + np.exp(-(epochs - 10) / 3)) + 0.012 * noise[1]
+    accuracy[0], pr_auc[0] = 0.95, 0.05  # before training: every score the same
+    return epochs, accuracy, pr_auc
+
+
+def imbalanced_learning_curves() -> Figure:
+    fig = new_figure(2.9)
+    ax = fig.add_subplot()
+    epochs, accuracy, pr_auc = imbalanced_curves()
+    ax.axhline(0.95, color=MUTED, lw=1.4, linestyle=(0, (1, 1.5)))
+    ax.axhline(0.05, color=MUTED, lw=1.4, linestyle=(0, (1, 1.5)))
+    ax.text(30, 0.885, "always predict the majority: 0.95", ha="right", va="center", fontsize=SMALL, color=MUTED)
+    ax.text(30, 0.115, "random ranking: PR-AUC 0.05", ha="right", va="center", fontsize=SMALL, color=MUTED)
+    ax.plot(epochs, accuracy, color=BLUE, label="accuracy")
+    ax.plot(epochs, pr_auc, color=VERMILLION, linestyle=(0, (5, 2)), label="PR-AUC")
+    ax.set_xlim(0, 30.5)
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks([0, 10, 20, 30])
+    ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
+    ax.set_xlabel("epoch (illustrative curves)", labelpad=2)
+    ax.set_ylabel("validation metric")
+    ax.legend(loc="upper left", bbox_to_anchor=(0.02, 0.86), handlelength=2.2)
+    return fig
+
+
 # --- registry and rendering -------------------------------------------------------------------------
 
 FIGURES: dict[str, Callable[[], Figure]] = {
@@ -789,6 +1225,14 @@ FIGURES: dict[str, Callable[[], Figure]] = {
     "autoencoders/figures/autoencoder.svg": autoencoder,
     "transfer-learning/figures/freeze-vs-fine-tune.svg": transfer_learning,
     "transformers/figures/attention-weights.svg": attention_weights,
+    "large-language-models/figures/flash-attention-tiling.svg": flash_attention_tiling,
+    "large-language-models/figures/kv-cache-growth.svg": kv_cache_growth,
+    "large-language-models/figures/moe-routing.svg": moe_routing,
+    "large-language-models/figures/sampling-temperature-top-p.svg": sampling_temperature_top_p,
+    "training-at-scale/figures/parallelism-layouts.svg": parallelism_layouts,
+    "training-at-scale/figures/activation-checkpointing.svg": activation_checkpointing,
+    "keras-in-practice/figures/grad-cam-heatmap.svg": grad_cam_heatmap,
+    "keras-in-practice/figures/imbalanced-learning-curves.svg": imbalanced_learning_curves,
 }
 """Each figure's path under the content folder, and the function that draws it."""
 
