@@ -332,3 +332,30 @@ def _tree(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+QUADRATIC_MARKDOWN = {
+    "open-brackets": "[" * 30_000,
+    "open-images": "![" * 15_000,
+    "open-links": "[a](" * 8_000,
+    "reference-openers": "[a][" * 8_000,
+}
+
+
+@pytest.mark.parametrize("body", QUADRATIC_MARKDOWN.values(), ids=QUADRATIC_MARKDOWN.keys())
+def test_markdown_that_would_take_minutes_stops_at_the_card_budget(
+    tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generator import compile as compile_module
+
+    monkeypatch.setattr(compile_module, "CARD_CPU_SECONDS", 1)
+    content, dist, outside = _tree(tmp_path)
+    before = _snapshot(dist)
+    card(f"# Q?\n\n{body}\n", name="slow")(content, outside)
+    result = CliRunner().invoke(
+        main, ["check", "--content", str(content), "--dist", str(dist)], env={"SOURCE_DATE_EPOCH": str(T0)}
+    )
+    assert result.exit_code == 1, result.output
+    assert "slow.md:1:1: error: card took more than 1 s of CPU time to compile (the per-card limit)" in result.stderr
+    assert _snapshot(dist) == before
+    # The converter was reset: the next card renders normally.
