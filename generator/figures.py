@@ -975,8 +975,8 @@ def sampling_temperature_top_p() -> Figure:
 
 
 def parallelism_layouts() -> Figure:
-    fig = new_figure(4.1)
-    ax = diagram_axes(fig, (-0.1, 13.05), (-0.1, 10.6))
+    fig = new_figure(4.4)
+    ax = diagram_axes(fig, (-0.1, 13.05), (-0.1, 8.95))
     devices, layers, step, width = 4, 4, 3.3, 2.9
     held: dict[str, Any] = {"fc": tint(BLUE, 0.55), "ec": BLUE, "lw": 1.1}
     idle: dict[str, Any] = {"fc": "white", "ec": LIGHT, "lw": 1.1}
@@ -988,15 +988,15 @@ def parallelism_layouts() -> Figure:
     frames: list[tuple[float, float, float, float]] = []
     bars: dict[bool, list[tuple[float, float, float, float]]] = {True: [], False: []}
     for index, (name, note) in enumerate(rows):
-        top = 10.4 - 3.55 * index
+        top = 8.85 - 2.95 * index
         ax.text(0, top - 0.2, name, va="center", fontweight="bold")
         ax.text(devices * step - 0.4, top - 0.2, note, ha="right", va="center", fontsize=SMALL)
         for device in range(devices):
             x = device * step
-            frames.append((x, top - 3.05, width, 2.45))
-            ax.text(x + width / 2, top - 2.75, f"GPU {device + 1}", ha="center", va="center", fontsize=SMALL)
+            frames.append((x, top - 2.7, width, 2.2))
+            ax.text(x + width / 2, top - 2.43, f"GPU {device + 1}", ha="center", va="center", fontsize=SMALL)
             for layer in range(layers):
-                bar = (x + 0.3, top - 1.1 - 0.42 * layer, width - 0.6, 0.3)
+                bar = (x + 0.3, top - 1.0 - 0.37 * layer, width - 0.6, 0.26)
                 if name == "tensor":  # every layer's weight matrix split four ways: this device's quarter
                     piece = bar[2] / devices
                     bars[False] += [(bar[0] + part * piece, bar[1], piece, bar[3]) for part in range(devices)]
@@ -1004,7 +1004,7 @@ def parallelism_layouts() -> Figure:
                 else:
                     bars[name == "data" or layer == device].append(bar)
             if name == "pipeline" and device < devices - 1:
-                arrow(ax, (x + width + 0.02, top - 1.8), (x + step - 0.02, top - 1.8))
+                arrow(ax, (x + width + 0.02, top - 1.6), (x + step - 0.02, top - 1.6))
     rectangles(ax, frames, fc=PANEL, ec=MUTED, lw=1.2)
     rectangles(ax, bars[False], **idle)
     rectangles(ax, bars[True], **held)
