@@ -96,6 +96,13 @@ class PreviewRequestHandler(BaseHTTPRequestHandler):
     server_version = "decks-preview"
     sys_version = ""
 
+    # Answer a garbled request line with a status line, as HTTP/1.0, not as a bare HTTP/0.9 body.
+    default_request_version = "HTTP/1.0"
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The base class answers an unknown HTTP version or method with a 5xx: a bad request is the client's.
+        super().send_error(HTTPStatus.BAD_REQUEST if code >= 500 else code, message, explain)
+
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
