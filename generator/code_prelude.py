@@ -1,6 +1,7 @@
 """Runs one card's code blocks (started by `runcode.py` in a fresh process).
 
-Before the card's code it fixes the seeds, cuts the network, and replaces data
+Before the card's code it enters the sandbox (see `isolate`), fixes the seeds,
+cuts the network at the Python level too (defence in depth), and replaces data
 sources that would download: dataset loaders return small random arrays of the
 real shapes and dtypes, pre-trained weights become random, ImageNet labels are
 placeholders. Nothing else is changed: the blocks run exactly as shown.
@@ -12,6 +13,7 @@ The result file is rewritten after every block, so when the process dies
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
 import functools
 import importlib
@@ -29,11 +31,24 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 # Extra CPU-seconds between the soft limit (a Python exception at the running
 # line) and the hard one (SIGKILL), for code stuck in C that never sees the exception.
 HARD_LIMIT_GRACE = 15
+
+
+# Linux namespace and mount flags (<sched.h>, <sys/mount.h>, <sys/prctl.h>).
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
+PR_SET_PDEATHSIG = 1
+
+
+class SandboxError(Exception):
+    """The sandbox could not be set up; the message says which step failed and why."""
 
 
 class CPUTimeExceeded(BaseException):
@@ -42,6 +57,103 @@ class CPUTimeExceeded(BaseException):
 
 def _no_network(*args: object, **kwargs: object) -> None:
     raise OSError("network access is disabled while card code is tested")
+
+
+def _libc(name: str, *args: object) -> None:
+    """Call a libc function that returns 0 on success (Python 3.11 has no os.unshare)."""
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError) as exc:
+        raise SandboxError(f"{name} is not available: {exc}") from None
+    if function(*args) != 0:
+        code = ctypes.get_errno()
+        raise SandboxError(f"{name}: {os.strerror(code)}")
+
+
+def isolate() -> None:
+    """Run the rest of this program in a sandbox: new user, network, PID and mount namespaces.
+
+    The network namespace has no interface but a loopback that is down: no
+    connection leaves it, even one made below Python's socket module. The PID
+    namespace with its own /proc hides every other process, so card code can
+    neither read another process's environment (the build's tokens) nor signal
+    it. Only the caller's own user id is mapped: card code keeps no privilege.
+
+    Returns in the process that is to run the card, the third in a chain: this
+    process waits for PID 1 of the new namespace, which waits for the card and
+    passes on how it ended; this process then ends the same way, so whoever
+    started it sees the card's exit status, signal and CPU time. Raises
+    SandboxError, having changed nothing that card code could use, when the
+    system offers no such sandbox.
+    """
+    if not sys.platform.startswith("linux"):
+        raise SandboxError(f"namespaces are Linux only (this is {sys.platform})")
+    uid, gid = os.getuid(), os.getgid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
+    # Creating the namespaces needs a single-threaded process: a fresh interpreter, or a fork.
+    _libc("unshare", CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID)
+    try:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    except OSError as exc:
+        raise SandboxError(f"cannot map the user id: {exc.strerror}") from None
+    reader, writer = os.pipe()
+    init = os.fork()  # the first child is PID 1 of the new namespace
+    if init:
+        os.close(writer)
+        _, status = os.waitpid(init, 0)
+        with os.fdopen(reader, "rb") as pipe:
+            report = pipe.read().decode()
+        if report.startswith("error "):
+            raise SandboxError(report.removeprefix("error "))
+        _end_as(int(report) if report else status)
+    os.close(reader)
+    try:
+        # If the process above is killed (the wall-clock limit), the namespace and the card die with it.
+        _libc("prctl", PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
+        os.setsid()  # card code signalling "its process group" reaches only the sandbox
+        _libc("mount", None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None)
+        _libc("mount", b"proc", b"/proc", b"proc", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None)
+    except (SandboxError, OSError) as exc:
+        os.write(writer, f"error {exc}".encode())
+        os._exit(1)
+    card = os.fork()
+    if card == 0:
+        os.close(writer)
+        return
+    # PID 1 ignores signals it has no handler for, so card code cannot end it early.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(number, signal.SIG_DFL)
+    while True:  # reap orphans the card leaves, until the card itself ends
+        pid, status = os.waitpid(-1, 0)
+        if pid == card:
+            os.write(writer, str(status).encode())
+            os._exit(0)
+
+
+def _end_as(status: int) -> NoReturn:
+    """End this process as the wait status says the card ended: the same exit code, or the same signal."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL cannot be caught: it needs no reset
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {number})
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)  # a signal whose default is to be ignored
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def probe() -> None:
+    """Print 'ok' from inside the sandbox, or why there is none (run by the parent before any card)."""
+    try:
+        isolate()
+    except SandboxError as exc:
+        sys.stdout.write(f"{exc}\n")
+        return
+    sys.stdout.write("ok\n")
 
 
 def _cut_network() -> None:
@@ -195,6 +307,12 @@ def main(request_path: str) -> None:
     results: list[dict[str, object]] = []
     namespace: dict[str, object] = {"__name__": "__main__"}
     _write_results(request["result"], results)  # an empty list says the prelude started
+    os.environ["HOME"] = request["home"]  # a fresh, empty folder for each card
+    if request["sandbox"]:  # the parent found the sandbox available: then it is required
+        try:
+            isolate()
+        except SandboxError as exc:
+            sys.exit(f"card code not run: the sandbox could not be set up ({exc})")
     _prepare(request.get("keras", True))
     faulthandler.enable()  # a hard crash still prints the card's line to stderr
     _limit_cpu(request["cpu_limit"])
@@ -265,5 +383,7 @@ def serve(preload: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--serve":
         serve(sys.argv[2:])
+    elif sys.argv[1] == "--probe":
+        probe()
     else:
         main(sys.argv[1])

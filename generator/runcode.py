@@ -1,7 +1,12 @@
 """Run the Python examples on the cards and compare what they print with the card.
 
 Each card's `python` blocks run in order in one fresh interpreter, with fixed
-seeds, a CPU-time limit and no network. A hidden prelude only replaces data
+seeds, a CPU-time limit and no network. Card code is content from a pull
+request, so it runs in a sandbox where Linux offers one: new user, network, PID
+and mount namespaces (no connection leaves, no other process is visible), an
+environment holding only what the backends need (no tokens), and an empty
+throw-away HOME. Where there is no sandbox the run report says so, and under CI
+no card code runs at all. A hidden prelude only replaces data
 sources (dataset downloads, pre-trained weights): the code a reader sees is
 what runs. Whatever stops a card (an exception, a crash, the CPU limit, a lost
 interpreter) is reported at the card's line, and the counts say what really ran.
@@ -9,6 +14,7 @@ interpreter) is reported at the card's line, and the counts say what really ran.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -46,6 +52,21 @@ DEFAULT_CPU_LIMIT = 300
 WALL_CLOCK_FACTOR = 4
 STARTUP_TIMEOUT = 600  # seconds for a warm interpreter to import Keras, even on a loaded machine
 PRELUDE = Path(__file__).with_name("code_prelude.py")
+SANDBOX_PROBE = PRELUDE  # kept apart from PRELUDE, which tests replace
+# The whole environment of card code; PATH and LANG are taken from ours, HOME is a fresh folder.
+PASSED_ON = ("PATH", "LANG")
+CARD_ENVIRONMENT = {
+    "PYTHONHASHSEED": "0",
+    "JAX_PLATFORMS": "cpu",
+    "CUDA_VISIBLE_DEVICES": "",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "MPLBACKEND": "Agg",
+    "OMP_NUM_THREADS": "1",
+}
+NO_SANDBOX_IN_CI_HINT = (
+    "under CI card code runs only in a sandbox (new user, network, PID and mount namespaces): "
+    "allow unprivileged user namespaces on the runner"
+)
 VERIFY_MODULES = ("keras", "jax", "tensorflow")
 VERIFY_INSTALL = "pip install -e '.[verify]'"
 # Import errors for these mean the `verify` extra is missing, not that the card is wrong.
@@ -99,6 +120,7 @@ class RunReport:
     outputs_checked: int  # output blocks compared with what their block printed
     problems: tuple[Diagnostic, ...]
     blocks_not_run: int = 0  # runnable blocks that never started (an earlier block failed, or the card could not run)
+    no_sandbox: str | None = None  # why card code ran (or, under CI, did not run) without a sandbox
 
     def summary(self) -> str:
         """One line for the end of a run, e.g. 'code: 2 blocks run in 1 cards, 0 exempt, ...'."""
@@ -106,7 +128,35 @@ class RunReport:
             f"code: {self.blocks_run} blocks run in {self.programs} cards, {self.blocks_exempt} exempt, "
             f"{self.outputs_checked} outputs checked, {len(self.problems)} failures"
         )
-        return text + (f", {self.blocks_not_run} not run" if self.blocks_not_run else "")
+        text += f", {self.blocks_not_run} not run" if self.blocks_not_run else ""
+        return text + (f"; no sandbox: {self.no_sandbox}" if self.no_sandbox else "")
+
+
+@functools.cache
+def sandbox_problem() -> str | None:
+    """Why card code cannot run in a sandbox on this system, or None when it can (asked once per process).
+
+    The probe is the prelude's own `isolate`, run in a throw-away process: what
+    it reports is what each card gets.
+    """
+    with tempfile.TemporaryDirectory(prefix="card-sandbox-") as scratch:
+        try:
+            probe = subprocess.run(
+                [sys.executable, str(SANDBOX_PROBE), "--probe"],
+                cwd=scratch,
+                env=_environment("jax", Path(scratch), Path(scratch)),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"the sandbox probe failed: {exc}"
+    answer = probe.stdout.strip()
+    if answer == "ok" and probe.returncode == 0:
+        return None
+    return answer or _last_words(probe.stderr) or f"the sandbox probe exited with status {probe.returncode}"
 
 
 def missing_verify_extra() -> str | None:
@@ -144,6 +194,7 @@ def extract_program(card: Card) -> Program:
 class _Limits:
     cpu: float
     wall: float
+    sandbox: bool = False  # whether each card must run in the sandbox (the probe found it available)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +232,21 @@ def run_programs(
     `cpu_limit` is CPU-seconds per card; `wall_limit` (default: WALL_CLOCK_FACTOR
     times the CPU limit) only catches code that hangs.
     """
-    limits = _Limits(cpu_limit, wall_limit if wall_limit is not None else WALL_CLOCK_FACTOR * cpu_limit)
     to_run = [p for p in programs if p.runnable]
+    no_sandbox = sandbox_problem() if to_run else None
+    if no_sandbox is not None and os.environ.get("CI"):
+        return _refused_without_sandbox(programs, to_run, no_sandbox)
+    wall = wall_limit if wall_limit is not None else WALL_CLOCK_FACTOR * cpu_limit
+    limits = _Limits(cpu_limit, wall, sandbox=no_sandbox is None)
     warm_programs = [p for p in to_run if p.backend == "jax"]
     preload = ["numpy", "keras"] if any(p.uses_keras for p in warm_programs) else ["numpy"]
     with tempfile.TemporaryDirectory(prefix="card-code-") as scratch:
         keras_home = Path(scratch) / "keras-home"
+        home = Path(scratch) / "home"  # the warm interpreters'; each card gets its own below
+        home.mkdir()
         warm = queue.Queue[_WarmInterpreter]()
         for _ in range(min(max(1, workers), len(warm_programs))):
-            warm.put(_WarmInterpreter(_environment("jax", keras_home), Path(scratch), preload))
+            warm.put(_WarmInterpreter(_environment("jax", keras_home, home), Path(scratch), preload))
 
         def run(program: Program) -> _Outcome:
             if program.backend != "jax":  # TensorFlow is not fork-safe once imported: start it cold
@@ -215,6 +272,28 @@ def run_programs(
         outputs_checked=sum(o.outputs_checked for o in outcomes),
         problems=tuple(d for o in outcomes for d in o.problems),
         blocks_not_run=runnable - blocks_run,
+        no_sandbox=no_sandbox,
+    )
+
+
+def _refused_without_sandbox(programs: list[Program], to_run: list[Program], reason: str) -> RunReport:
+    """Under CI card code never runs unsandboxed: every card with code is an error, and nothing runs."""
+    problems = tuple(
+        error(
+            program.runnable[0].location,
+            f"card code not run: no sandbox for card code on this system ({reason})",
+            NO_SANDBOX_IN_CI_HINT,
+        )
+        for program in to_run
+    )
+    return RunReport(
+        programs=0,
+        blocks_run=0,
+        blocks_exempt=sum(1 for p in programs for b in p.blocks if b.no_run is not None),
+        outputs_checked=0,
+        problems=problems,
+        blocks_not_run=sum(len(p.runnable) for p in to_run),
+        no_sandbox=reason,
     )
 
 
@@ -224,6 +303,8 @@ def _run_one(program: Program, limits: _Limits, launch: _Launcher) -> _Outcome:
         work = Path(scratch)
         request = work / "request.json"
         result_file = work / "result.json"
+        home = work / "home"
+        home.mkdir()
         request.write_text(
             json.dumps(
                 {
@@ -232,6 +313,8 @@ def _run_one(program: Program, limits: _Limits, launch: _Launcher) -> _Outcome:
                     "result": str(result_file),
                     "cpu_limit": limits.cpu,
                     "keras": program.uses_keras,
+                    "home": str(home),
+                    "sandbox": limits.sandbox,
                 }
             )
         )
@@ -351,17 +434,17 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.split("\n")) if text else "    (nothing)"
 
 
-def _environment(backend: str, keras_home: Path) -> dict[str, str]:
+def _environment(backend: str, keras_home: Path, home: Path) -> dict[str, str]:
+    """Card code's whole environment: built from nothing, so no token or credential of ours reaches it."""
+    passed_on = {name: os.environ[name] for name in PASSED_ON if name in os.environ}
     return {
-        **os.environ,
+        "PATH": os.defpath,
+        "LANG": "C.UTF-8",
+        **passed_on,
+        **CARD_ENVIRONMENT,
+        "HOME": str(home),
         "KERAS_BACKEND": backend,
         "KERAS_HOME": str(keras_home),
-        "PYTHONHASHSEED": "0",
-        "JAX_PLATFORMS": "cpu",
-        "CUDA_VISIBLE_DEVICES": "",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1",
     }
 
 
@@ -371,7 +454,7 @@ def _run_cold(program: Program, request: Path, work: Path, limits: _Limits) -> _
         process = subprocess.Popen(
             [sys.executable, str(PRELUDE), str(request)],
             cwd=work,
-            env=_environment(program.backend, work / "keras-home"),
+            env=_environment(program.backend, work / "keras-home", work / "home"),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,

@@ -7,21 +7,29 @@ new interpreter, as for TensorFlow cards) are both exercised.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from generator import runcode
+from generator import code_prelude, runcode
 from generator.cli import main
 from generator.parse import parse_card_file
 from generator.runcode import Program, RunReport, extract_program, missing_verify_extra, run_programs
 from generator.validate import validate_file
-from tests.conftest import WriteCard
+from tests.conftest import WriteCard, skip_or_fail
 
 # The card file starts with 7 lines (front matter, question, blank line): its body starts on line 8.
 HEADER = "---\nid: alpha-card\ntags: [code]\nsource: [alpha]\n---\n# What does this print?\n\n"
@@ -196,29 +204,50 @@ def test_ending_the_process_early_is_reported(tmp_path: Path, path_taken: str) -
 
 
 def test_a_dead_warm_interpreter_fails_its_card_and_is_replaced(tmp_path: Path) -> None:
-    pid_file = tmp_path / "orphan.pid"
+    # Card code cannot see the warm interpreter from its sandbox, so the test kills it while the card runs.
+    started = tmp_path / "started"
     killer = card(
         tmp_path,
         f"""
         ```python
-        import os, signal, time
-        assert os.getppid() != {os.getpid()}, "must run in a forked child of the warm interpreter"
-        open({str(pid_file)!r}, "w").write(str(os.getpid()))
-        os.kill(os.getppid(), signal.SIGKILL)
+        import os, time
+        open({str(started)!r}, "w").write(os.getcwd())
         time.sleep(60)
         ```
         """,
         "killer",
     )
     after = card(tmp_path, "```python\nprint('still runs')\n```\n\n```output\nstill runs\n```\n", "after")
-    report = run_programs([killer, after], workers=1)
+    before = children()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(run_programs, [killer, after], workers=1)
+        deadline = time.monotonic() + 120
+        while not started.is_file() or not started.read_text():
+            assert time.monotonic() < deadline and not running.done(), "the card never started"
+            time.sleep(0.05)
+        card_processes = processes_in(started.read_text())
+        [server] = [pid for pid in children() - before if b"--serve" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(int(server), signal.SIGKILL)
+        report = running.result(timeout=120)
     assert messages(report) == [
         f"{killer.path}:{BODY_LINE}:1: error: card code did not finish: the interpreter running it exited\n"
         "  hint: it was killed by SIGKILL; it may have run out of memory: try again with fewer jobs (--jobs 1)"
     ]
     assert (report.programs, report.blocks_run, report.outputs_checked) == (1, 1, 1)
-    orphan = int(pid_file.read_text())
-    assert wait_until_gone(orphan), f"the card's process {orphan} was left running"
+    assert card_processes, "the card's processes were not found"
+    for pid in card_processes:
+        assert wait_until_gone(pid), f"the card's process {pid} was left running"
+
+
+def processes_in(folder: str) -> list[int]:
+    """The processes whose working directory is this folder (a card's processes: all run in its folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "cwd") == folder:
+                    found.append(int(entry.name))
+    return found
 
 
 def wait_until_gone(pid: int, seconds: float = 10) -> bool:
@@ -302,3 +331,172 @@ def test_exempt_blocks_keep_their_reason_and_do_not_run(tmp_path: Path) -> None:
     assert program.runnable == ()
     report = run_programs([program])
     assert (report.programs, report.blocks_run, report.blocks_exempt, report.problems) == (0, 0, 1, ())
+
+
+# --- the sandbox ----------------------------------------------------------------------------------
+
+
+def require_sandbox() -> None:
+    """Skip (fail under CI) where the system offers no sandbox for card code."""
+    if (problem := runcode.sandbox_problem()) is not None:
+        skip_or_fail(f"needs Linux user namespaces for the card-code sandbox: {problem}")
+
+
+def test_card_code_cannot_connect_even_below_the_socket_module(tmp_path: Path, path_taken: str) -> None:
+    require_sandbox()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        # `_socket` is the C module under `socket`: the Python-level patch does not reach it.
+        program = card(
+            tmp_path,
+            f"""
+            ```python
+            import _socket
+            client = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            client.settimeout(5)
+            try:
+                client.connect(("127.0.0.1", {port}))
+                print("connected")
+            except OSError:
+                print("no connection")
+            ```
+
+            ```output
+            no connection
+            ```
+            """,
+        )
+        report = run_programs([program], workers=1)
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever reached the listener
+    assert messages(report) == []
+    assert report.outputs_checked == 1 and report.no_sandbox is None
+
+
+def test_card_code_sees_no_secret_in_its_environment_or_any_other_process(
+    tmp_path: Path, path_taken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_sandbox()
+    monkeypatch.setenv("DECKS_TEST_TOKEN", "planted-secret-8c1f")
+    seen = tmp_path / "seen.json"
+    program = card(
+        tmp_path,
+        f"""
+        ```python
+        import glob, json, os
+        leaks = []
+        for path in glob.glob("/proc/[0-9]*/environ"):  # the build's own environment, among others
+            try:
+                if b"planted-secret" in open(path, "rb").read():
+                    leaks.append(path)
+            except OSError:
+                pass
+        json.dump({{"names": sorted(os.environ), "leaks": leaks}}, open({str(seen)!r}, "w"))
+        ```
+        """,
+    )
+    report = run_programs([program], workers=1)
+    assert messages(report) == []
+    found = json.loads(seen.read_text())
+    expected = {"PATH", "LANG", "HOME", "KERAS_BACKEND", "KERAS_HOME", *runcode.CARD_ENVIRONMENT}
+    assert set(found["names"]) - {"LC_CTYPE"} == expected  # Python may add LC_CTYPE for a UTF-8 locale
+    assert found["leaks"] == []
+
+
+def test_each_card_gets_a_fresh_empty_home(tmp_path: Path, path_taken: str) -> None:
+    seen = tmp_path / "homes"
+    seen.mkdir()
+    body = f"""
+        ```python
+        import json, os, pathlib
+        home = os.environ["HOME"]
+        listing = os.listdir(home)
+        pathlib.Path(home, ".written-by-the-card").write_text("left behind")
+        json.dump({{"home": home, "listing": listing, "user": os.path.expanduser("~")}},
+                  open(os.path.join({str(seen)!r}, os.urandom(8).hex()), "w"))
+        ```
+        """
+    programs = [card(tmp_path, body, f"c{i}") for i in range(2)]
+    report = run_programs(programs, workers=1)
+    assert messages(report) == []
+    homes = [json.loads(path.read_text()) for path in seen.iterdir()]
+    assert len(homes) == 2 and homes[0]["home"] != homes[1]["home"]
+    for found in homes:
+        assert found["listing"] == [] and found["user"] == found["home"]
+        assert found["home"] != os.path.expanduser("~")
+        assert Path(found["home"]).is_relative_to(tempfile.gettempdir())
+        assert not Path(found["home"]).exists()  # thrown away with the card's folder
+
+
+def test_under_ci_no_card_code_runs_without_a_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "ran"
+    programs = [card(tmp_path, f"```python\nopen({str(marker)!r}, 'w')\n```\n", f"c{i}") for i in range(2)]
+    monkeypatch.setattr(runcode, "sandbox_problem", lambda: "unshare: Operation not permitted")
+    monkeypatch.setenv("CI", "1")
+    report = run_programs(programs, workers=1)
+    assert messages(report) == [
+        f"{program.path}:{BODY_LINE}:1: error: card code not run: no sandbox for card code on this system "
+        "(unshare: Operation not permitted)\n"
+        "  hint: under CI card code runs only in a sandbox (new user, network, PID and mount namespaces): "
+        "allow unprivileged user namespaces on the runner"
+        for program in programs
+    ]
+    assert not marker.exists()
+    assert report.summary() == (
+        "code: 0 blocks run in 0 cards, 0 exempt, 0 outputs checked, 2 failures, 2 not run; "
+        "no sandbox: unshare: Operation not permitted"
+    )
+
+
+def test_outside_ci_the_report_says_card_code_ran_without_a_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program = card(tmp_path, "```python\nprint('ran')\n```\n\n```output\nran\n```\n")
+    monkeypatch.setattr(runcode, "sandbox_problem", lambda: "namespaces are Linux only (this is darwin)")
+    monkeypatch.delenv("CI", raising=False)
+    report = run_programs([program], workers=1)
+    assert messages(report) == []
+    assert report.summary() == (
+        "code: 1 blocks run in 1 cards, 0 exempt, 1 outputs checked, 0 failures; "
+        "no sandbox: namespaces are Linux only (this is darwin)"
+    )
+
+
+def test_a_required_sandbox_that_cannot_be_entered_runs_no_card_code(tmp_path: Path) -> None:
+    # A second thread makes unshare(CLONE_NEWUSER) fail, as a system without user namespaces would.
+    require_sandbox()
+    marker = tmp_path / "ran"
+    request = tmp_path / "request.json"
+    (tmp_path / "home").mkdir()
+    request.write_text(
+        json.dumps(
+            {
+                "path": str(tmp_path / "card.md"),
+                "blocks": [{"code": f"open({str(marker)!r}, 'w')", "line": 1}],
+                "result": str(tmp_path / "result.json"),
+                "cpu_limit": 30,
+                "keras": False,
+                "home": str(tmp_path / "home"),
+                "sandbox": True,
+            }
+        )
+    )
+    threaded = (
+        "import runpy, sys, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", threaded, str(code_prelude.__file__), str(request)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines()[-1] == (
+        "card code not run: the sandbox could not be set up (unshare: Invalid argument)"
+    )
+    assert not marker.exists()
+    assert json.loads((tmp_path / "result.json").read_text()) == []
