@@ -28,6 +28,7 @@ from generator.cache import (
     tree_status,
 )
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
+from generator.identities import LEDGER_FILE, Ledger, advance, ledger_json, read_ledger, seed
 from generator.ledger import (
     Changes,
     DeckRecord,
@@ -63,7 +64,7 @@ MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
 CHECKSUMS_FILE = "SHA256SUMS"
 ALL_TOPICS_FILE = "all-topics.apkg"
-RELEASE_FILES = (MANIFEST_FILE, CHANGELOG_FILE, CHECKSUMS_FILE, ALL_TOPICS_FILE)
+RELEASE_FILES = (MANIFEST_FILE, CHANGELOG_FILE, CHECKSUMS_FILE, ALL_TOPICS_FILE, LEDGER_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ def compile_release(
     previous: Manifest,
     now: int,
     *,
+    ledger: Ledger | None = None,
     previous_changelog: str = "",
     options: Options = Options(),
     release: str | None = None,
@@ -117,8 +119,9 @@ def compile_release(
 ) -> BuildResult:
     """Build every file of a draft (or, with `release` = 'auto'|'major'|'minor'|'patch', a release) in memory.
 
-    `previous` is the manifest in dist/ (EMPTY for none); `now` is the mod time
-    given to changed cards. Raises BuildFailed listing every problem.
+    `previous` is the manifest in dist/ (EMPTY for none) and `ledger` the identity
+    ledger (None: derived from `previous`, for a dist/ older than ledgers); `now`
+    is the mod time given to changed cards. Raises BuildFailed listing every problem.
     """
     # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
     from generator.compile import compile_cards
@@ -134,6 +137,8 @@ def compile_release(
     if content is None or compiled.errors:
         raise BuildFailed(tuple(diagnostics))
     rendered = compiled.cards
+    if ledger is None:
+        ledger = seed(previous.cards, previous.removed, previous.version)
     types = note_types()
     root_prefix = str(content.deckset.config_path.parent) + os.sep
     notes = {r.card.id: _note_content(r, types[r.card.type].model_id) for r in rendered}
@@ -149,7 +154,7 @@ def compile_release(
         )
         for r in rendered
     ]
-    card_records, removed, problems = plan_cards(states, previous, now)
+    card_records, removed, problems, resolution = plan_cards(states, previous, now, ledger)
     diagnostics.extend(problems)
     diagnostics.extend(_check_deck_names(content.deckset, previous, options.allow_rename))
     removal_location = Location(content.deckset.config_path.parent)
@@ -189,8 +194,15 @@ def compile_release(
             )
         stamp = bump(previous.version, changes, None if release == "auto" else release)
         changelog_section = changes_section(release_title(stamp, now), manifest, changes)
+        by_id = {s.id: s for s in states}
+        ledger = advance(
+            ledger,
+            resolution,
+            ((by_id[c.id].claim(), c.guid_id, c.note_id, c.released_hash != c.hash) for c in manifest.cards),
+            stamp,
+        )
         manifest = mark_released(manifest, stamp)
-    label = release_label(manifest.version, unreleased_changes(manifest).any)
+    unreleased_topics = _topics_with_changes(manifest, unreleased_changes(manifest))
 
     files: dict[str, bytes] = {}
     deck_records = list(manifest.decks)
@@ -203,7 +215,7 @@ def compile_release(
             deck = PackagedDeck(
                 deck_id(topic.key),
                 content.deckset.deck_name(topic),
-                _description(topic, content.deckset, label),
+                _description(topic, content.deckset, release_label(manifest.version, topic.key in unreleased_topics)),
                 tuple(
                     PackagedNote(
                         guid=note_guid(records[r.card.id].guid_id),
@@ -237,6 +249,7 @@ def compile_release(
         ).encode()
         files[CHANGELOG_FILE] = updated_changelog(previous_changelog, changelog_section, stamp=stamp).encode()
         files[MANIFEST_FILE] = manifest_json(manifest).encode()
+        files[LEDGER_FILE] = ledger_json(ledger).encode()
     warnings = tuple(d for d in diagnostics if d.severity == "warning")
     timings = {"compile": compiled_at - started, "plan and package": time.perf_counter() - compiled_at}
     return BuildResult(manifest, previous, changes, files, rendered, warnings, compiled.cache_hits, timings)
@@ -257,8 +270,8 @@ def build(
     fingerprint = _fingerprint(tree, options, racy_after) if tree is not None else None
     previous = _previous_manifest(dist_dir)
     result = compile_release(
-        content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options,
-        release=release,
+        content_dir, previous, now, ledger=_ledger(dist_dir), previous_changelog=_read_text(dist_dir / CHANGELOG_FILE),
+        options=options, release=release,
     )  # fmt: skip
     owned = {d.file for d in previous.decks} | set(RELEASE_FILES)
     try:
@@ -322,8 +335,8 @@ def check(
     """Build in memory and list every file in `dist_dir` that differs (without packaging: only validate)."""
     previous = _previous_manifest(dist_dir)
     result = compile_release(
-        content_dir, previous, now, previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options,
-        package=package,
+        content_dir, previous, now, ledger=_ledger(dist_dir), previous_changelog=_read_text(dist_dir / CHANGELOG_FILE),
+        options=options, package=package,
     )  # fmt: skip
     differences = []
     for name, data in sorted(result.files.items()):
@@ -392,6 +405,13 @@ def _previous_manifest(dist_dir: Path) -> Manifest:
     return previous
 
 
+def _ledger(dist_dir: Path) -> Ledger | None:
+    ledger, problems = read_ledger(dist_dir / LEDGER_FILE)
+    if problems:
+        raise BuildFailed(tuple(problems))
+    return ledger
+
+
 def _why_different(name: str, result: BuildResult) -> str:
     previous = result.previous.card_index()
     current = result.manifest.card_index()
@@ -412,8 +432,22 @@ def _why_different(name: str, result: BuildResult) -> str:
     if result.manifest.version != result.previous.version:
         parts.append(f"release {result.previous.version} becomes {result.manifest.version}")
     if not parts and in_deck:
-        return f"the deck description changed ({release_label(result.manifest.version, result.changes.any)})"
+        return "the deck description changed"
     return "; ".join(parts) or "contents differ from a fresh build: run 'decks build'"
+
+
+def _topics_with_changes(manifest: Manifest, changes: Changes) -> set[str]:
+    """The topics whose deck differs from the last release: only their descriptions say so.
+
+    A one-card edit then changes that card's deck (and all-topics.apkg), not every deck.
+    """
+    if changes.notetypes_changed:
+        return {d.topic for d in manifest.decks}
+    cards = manifest.card_index()
+    topics = {cards[i].topic for i in (*changes.added, *changes.changed, *changes.moved)}
+    topics |= {cards[i].released_topic or "" for i in changes.moved}
+    topics |= {r.topic for r in manifest.removed}
+    return topics | set(changes.decks_changed)
 
 
 def _check_deck_names(deckset: DeckSet, previous: Manifest, allow_rename: bool) -> list[Diagnostic]:

@@ -197,6 +197,34 @@ def changelog_command(content_dir: Path, dist_dir: Path) -> None:
     click.echo("\n".join(visible(line) for line in notes.split("\n")))
 
 
+@main.command("history")
+@dist_option
+@click.argument("card_id")
+def history_command(dist_dir: Path, card_id: str) -> None:
+    """Print the lineage of CARD_ID from the identity ledger: every id of its note and what became of each."""
+    from generator.diagnostics import visible
+    from generator.identities import LEDGER_FILE, read_ledger
+
+    ledger, problems = read_ledger(dist_dir / LEDGER_FILE)
+    if problems or ledger is None:
+        for problem in problems:
+            click.echo(problem.format(), err=True)
+        raise click.ClickException(f"no identity ledger in {dist_dir}: nothing was released yet")
+    lineage = ledger.lineage(card_id)
+    if not lineage:
+        raise click.ClickException(f"'{visible(card_id)}' was never released (new cards enter the ledger on release)")
+    first = lineage[0]
+    click.echo(f"note GUID {first.guid}, note id {first.note_id}")
+    for identity in lineage:
+        if identity.state == "renamed":
+            state = f"renamed to {identity.successor} in {identity.release}"
+        elif identity.state == "removed":
+            state = f"removed in {identity.release}"
+        else:
+            state = f"live since {identity.release}"
+        click.echo(visible(f"  {identity.id}: {state}; {identity.file}: {identity.question}"))
+
+
 @main.command("check")
 @content_option
 @dist_option

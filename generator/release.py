@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from generator.diagnostics import Diagnostic, Location, error, warning
+from generator.identities import Claim, Identity, Ledger, Resolution, resolve, seed
 from generator.ids import NOTE_ID_SPACING
 from generator.ledger import (
     NO_RELEASE,
@@ -41,29 +42,54 @@ class CardState:
     hash: str  # of the note's fields, tags and note type
     location: Location  # the card's `id:` line, for diagnostics
 
+    def claim(self) -> Claim:
+        return Claim(self.id, self.previous_ids, self.path, self.question, self.location)
+
 
 def plan_cards(
-    states: Sequence[CardState], previous: Manifest, now: int
-) -> tuple[tuple[CardRecord, ...], tuple[RemovedRecord, ...], list[Diagnostic]]:
-    """Give each card its mod and note id, keeping those of unchanged cards; list removals and identity errors."""
+    states: Sequence[CardState], previous: Manifest, now: int, ledger: Ledger | None = None
+) -> tuple[tuple[CardRecord, ...], tuple[RemovedRecord, ...], list[Diagnostic], Resolution]:
+    """Give each card its mod and note id, keeping those of unchanged cards; list removals and identity errors.
+
+    Which released note a card continues comes from the identity ledger (every
+    id ever released); the manifest adds what drafts did since the last release.
+    """
+    if ledger is None:
+        ledger = seed(previous.cards, previous.removed, previous.version)
+    resolution = resolve([state.claim() for state in states], ledger)
+    problems = list(resolution.problems)
     old = previous.card_index()
+    by_lineage = {c.guid_id: c for c in previous.cards}
+    released = ledger.index()
     current_ids = {s.id for s in states}
     by_path = {c.path: c for c in previous.cards if c.path}
-    problems: list[Diagnostic] = []
     records: list[CardRecord] = []
     new: list[CardState] = []
-    claimed: set[str] = set()  # old ids that a renamed card took over
+    explained: set[str] = set()
     for state in sorted(states, key=lambda s: s.id):
-        base = old.get(state.id)
-        if base is None:
-            base = next((old[i] for i in state.previous_ids if i in old), None)
-            if base is not None:
-                claimed.add(base.id)
+        note = resolution.notes[state.id]
+        if note is not None:
+            base = by_lineage.get(note.guid_id)
+            if base is None:  # a draft dropped it, or a release removed it: the ledger remembers
+                live = note.state == "live"  # then it is in users' hands as released: a change, not an addition
+                base = CardRecord(state.id, note.guid_id, state.path, state.topic, state.question, "", now,
+                                  note.note_id, "" if live else None, note.topic if live else None)  # fmt: skip
+            base = replace(base, guid_id=note.guid_id, note_id=note.note_id)
+        else:
+            # A card no release had: a draft's record may know it (by its id, or an unreleased earlier id).
+            draft = [old[i] for i in (state.id, *state.previous_ids) if i in old and i not in released]
+            base = draft[0] if draft else None
         if base is None:
             prior = by_path.get(state.path)
-            if prior is not None and prior.id not in current_ids and prior.id not in state.previous_ids:
+            if (
+                prior is not None
+                and prior.id not in current_ids
+                and prior.id not in state.previous_ids
+                and prior.released_hash is not None
+                and not problems_mention(problems, state.location)
+            ):
                 problems.append(_id_changed(state, prior.id))
-                claimed.add(prior.id)  # reported here; not also as a removal
+                explained.add(prior.id)  # reported here; not also as a removal
             new.append(state)
             continue
         mod = base.mod if base.hash == state.hash else max(base.mod + 1, now)
@@ -71,15 +97,14 @@ def plan_cards(
             replace(base, id=state.id, path=state.path, topic=state.topic, question=state.question, hash=state.hash,
                     mod=mod)
         )  # fmt: skip
-    gone = [c for c in previous.cards if c.id not in current_ids and c.id not in claimed]
-    removed = [r for r in previous.removed if r.id not in current_ids]
-    removed += [RemovedRecord(c.id, c.released_topic or c.topic, c.question) for c in gone if c.released_hash]
-    by_question = {r.question.casefold(): r.id for r in removed}
-    for state in new:
-        if (old_id := by_question.get(state.question.casefold())) is not None:
-            problems.append(_readded(state, old_id))
+    removed = [
+        RemovedRecord(gone.id, _released_topic(gone, old), gone.question)
+        for gone in resolution.vanished
+        if gone.id not in explained
+    ]
     # New notes get ids after every id used so far, so they never collide with old ones.
-    base_id = max([now * 1000, *(c.note_id + NOTE_ID_SPACING for c in previous.cards)])
+    used = [c.note_id for c in previous.cards] + [i.note_id for i in ledger.identities]
+    base_id = max([now * 1000, *(n + NOTE_ID_SPACING for n in used)])
     base_id += -base_id % NOTE_ID_SPACING
     for index, state in enumerate(new):
         guid_id = state.previous_ids[0] if state.previous_ids else state.id
@@ -87,8 +112,42 @@ def plan_cards(
             CardRecord(state.id, guid_id, state.path, state.topic, state.question, state.hash, now,
                        base_id + index * NOTE_ID_SPACING, None, None)
         )  # fmt: skip
+    problems.extend(_shared_guids(records, states, problems))
     ordered = tuple(sorted(records, key=lambda c: c.id))
-    return ordered, tuple(sorted(removed, key=lambda r: r.id)), problems
+    return ordered, tuple(sorted(removed, key=lambda r: r.id)), problems, resolution
+
+
+def problems_mention(problems: Sequence[Diagnostic], location: Location) -> bool:
+    """Whether a card already has an identity error (one explanation per card is enough)."""
+    return any(p.location == location for p in problems)
+
+
+def _released_topic(gone: Identity, old: dict[str, CardRecord]) -> str:
+    record = old.get(gone.id)
+    if record is not None:
+        return record.released_topic or record.topic
+    return gone.topic
+
+
+def _shared_guids(
+    records: Sequence[CardRecord], states: Sequence[CardState], known: Sequence[Diagnostic]
+) -> list[Diagnostic]:
+    """Two notes with one GUID: Anki would merge them into one, handing one's history to the other."""
+    explained = {p.location for p in known}
+    locations = {s.id: s.location for s in states}
+    owner: dict[str, str] = {}
+    problems = []
+    for record in sorted(records, key=lambda c: c.id):
+        other = owner.setdefault(record.guid_id, record.id)
+        if other != record.id and not {locations[other], locations[record.id]} & explained:
+            problems.append(
+                error(
+                    locations[record.id],
+                    f"cards '{other}' and '{record.id}' would share one note (the GUID of '{record.guid_id}')",
+                    "each card needs its own lineage of ids: drop the shared entry from previous_ids",
+                )
+            )
+    return problems
 
 
 def _id_changed(state: CardState, old_id: str) -> Diagnostic:
@@ -97,15 +156,6 @@ def _id_changed(state: CardState, old_id: str) -> Diagnostic:
         f"card id changed from '{old_id}' to '{state.id}' (the manifest records '{old_id}' for this file)",
         "users would lose the card's review history and get a duplicate: restore the id, "
         f"or declare the rename with 'previous_ids: [{old_id}]'",
-    )
-
-
-def _readded(state: CardState, old_id: str) -> Diagnostic:
-    return error(
-        state.location,
-        f"same question as the removed card '{old_id}'",
-        "users still have that card with its review history: keep the old id, "
-        f"or declare 'previous_ids: [{old_id}]' so the note is updated instead of duplicated",
     )
 
 

@@ -98,7 +98,7 @@ def test_a_readded_question_under_a_new_id_is_an_error(content: Path, write_card
     release(content, dist, T0)
     (content / "alpha" / "one.md").unlink()
     card(write_card, "beta", "again", "First question?", "First answer.")
-    with pytest.raises(BuildFailed, match="same question as the removed card 'card-one'"):
+    with pytest.raises(BuildFailed, match="same question as the released card 'card-one'"):
         build(content, dist, T0 + DAY)
 
 

@@ -19,21 +19,21 @@ def states(*items: tuple[str, str]) -> list[CardState]:
 
 
 def test_new_cards_get_now_and_spaced_note_ids() -> None:
-    records, removed, problems = plan_cards(states(("b", "h1"), ("a", "h2")), EMPTY, T0)
+    records, removed, problems, _ = plan_cards(states(("b", "h1"), ("a", "h2")), EMPTY, T0)
     assert [(r.id, r.mod, r.note_id) for r in records] == [("a", T0, T0 * 1000), ("b", T0, T0 * 1000 + 100)]
     assert (removed, problems) == ((), [])
 
 
 def test_unchanged_keep_mod_changed_move_forward_even_if_clock_is_behind() -> None:
     first = Manifest("1.0.0", (), (), plan_cards(states(("a", "h"), ("b", "h")), EMPTY, T0)[0])
-    second, _, _ = plan_cards(states(("a", "h"), ("b", "changed")), first, T0 - 500)
+    second, _, _, _ = plan_cards(states(("a", "h"), ("b", "changed")), first, T0 - 500)
     assert {r.id: r.mod for r in second} == {"a": T0, "b": T0 + 1}
     assert {r.id: r.note_id for r in second} == {r.id: r.note_id for r in first.cards}
 
 
 def test_note_ids_of_new_cards_never_reuse_old_ones() -> None:
     first = Manifest("1.0.0", (), (), plan_cards(states(("a", "h")), EMPTY, T0 + 10)[0])
-    second, _, _ = plan_cards(states(("a", "h"), ("c", "h")), first, T0)
+    second, _, _, _ = plan_cards(states(("a", "h"), ("c", "h")), first, T0)
     assert {r.id: r.note_id for r in second}["c"] == (T0 + 10) * 1000 + 100
 
 
@@ -60,7 +60,7 @@ def test_bump_follows_semantic_versioning(changes: Changes, expected: str) -> No
 
 
 def test_manifest_round_trips(tmp_path: Path) -> None:
-    records, _, _ = plan_cards(states(("a", "h")), EMPTY, T0)
+    records, _, _, _ = plan_cards(states(("a", "h")), EMPTY, T0)
     manifest = Manifest("1.0.0", (), (plan_notetype("basic", 1, "B", "h", EMPTY, T0),), records)
     path = tmp_path / "manifest.json"
     path.write_text(manifest_json(manifest))
@@ -87,7 +87,7 @@ def test_damaged_manifests_are_located_errors(tmp_path: Path, text: str, message
 
 
 def test_a_card_with_a_bad_note_id_is_refused(tmp_path: Path) -> None:
-    records, _, _ = plan_cards(states(("a", "h")), EMPTY, T0)
+    records, _, _, _ = plan_cards(states(("a", "h")), EMPTY, T0)
     data = json.loads(manifest_json(Manifest("1.0.0", (), (), records)))
     data["cards"][0]["note_id"] = "x"
     path = tmp_path / "manifest.json"
