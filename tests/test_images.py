@@ -25,6 +25,11 @@ from tests.conftest import require_module
 
 CONTENT = Path(__file__).resolve().parent.parent / "content"
 COMMITTED = sorted(CONTENT.glob("*/figures/*.svg"))
+# A complete 1x1 grey PNG, for tests that pack an image (a literal: zlib builds differ in their output).
+ONE_PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
+    "0000000a49444154789c636000000002000148afa4710000000049454e44ae426082"
+)
 SVG_OPEN = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10">'
 
 
@@ -257,6 +262,10 @@ def test_raster_images_of_their_type_within_the_cap_pass(suffix: str, data: byte
     assert image_problem(suffix, data) is None
     reader = {".png": png_size, ".jpg": jpeg_size, ".jpeg": jpeg_size, ".gif": gif_size, ".webp": webp_size}[suffix]
     assert reader(data) == size
+
+
+def test_the_shared_one_pixel_png_passes() -> None:
+    assert image_problem(".png", ONE_PIXEL_PNG) is None and png_size(ONE_PIXEL_PNG) == (1, 1)
 
 
 HOSTILE_RASTER = [

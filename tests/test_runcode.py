@@ -401,6 +401,7 @@ def test_card_code_sees_no_secret_in_its_environment_or_any_other_process(
     report = run_programs([program], workers=1)
     assert messages(report) == []
     found = json.loads(seen.read_text())
+    assert "DECKS_TEST_TOKEN" not in found["names"]
     expected = {"PATH", "LANG", "HOME", "KERAS_BACKEND", "KERAS_HOME", *runcode.CARD_ENVIRONMENT}
     assert set(found["names"]) - {"LC_CTYPE"} == expected  # Python may add LC_CTYPE for a UTF-8 locale
     assert found["leaks"] == []
