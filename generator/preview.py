@@ -468,9 +468,11 @@ class _HeightEstimate(HTMLParser):
     def __init__(self, width: int) -> None:
         super().__init__(convert_charrefs=True)
         self.chars_per_line = max(10, int((width - 63) / CHAR_PX))  # body margins and card padding
-        self.height = 40.0 + 8  # the body's margins, and the frame's border
+        self.height = 40.0  # the body's margins
         self.chars = 0  # of the text line being laid out
         self.pre = 0
+        self.code = ""
+        self.cells: list[int] = []  # characters in each cell of the table row being laid out
         self.math = 0
         self.rows = 0
 
@@ -481,6 +483,9 @@ class _HeightEstimate(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
+        if tag in ("td", "th"):
+            self.cells.append(0)  # a row's cells share its width: its height is its longest cell's
+            return
         if tag in BLOCKS:
             self.flush()
         if tag == "pre":
@@ -507,8 +512,16 @@ class _HeightEstimate(HTMLParser):
             self.flush()
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "tr" and self.cells:
+            per_cell = max(4, self.chars_per_line // len(self.cells))
+            self.height += max(-(-chars // per_cell) for chars in self.cells) * LINE_PX + FONT_PX * 0.5
+            self.cells = []
+            return
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
+            if not self.pre:
+                self.height += len(self.code.rstrip("\n").split("\n")) * CODE_LINE_PX
+                self.code = ""
         elif tag == "math":
             self.math = max(0, self.math - 1)
         elif tag in BLOCKS:
@@ -516,7 +529,9 @@ class _HeightEstimate(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self.pre:
-            self.height += (data.count("\n") + (not data.endswith("\n"))) * CODE_LINE_PX
+            self.code += data  # highlighted code comes in many pieces: count its lines at </pre>
+        elif data.strip() and self.cells:
+            self.cells[-1] += len(" ".join(data.split()))
         elif data.strip():
             self.chars += len(" ".join(data.split()))
 
@@ -534,7 +549,7 @@ def estimated_height(side_html: str, width: int) -> int:
     estimate.feed(side_html)
     estimate.close()
     estimate.flush()
-    return int(estimate.height * 1.1 + FONT_PX * 2)
+    return int(estimate.height + FONT_PX)
 
 
 def _diagnostics_html(diagnostics: Iterable[Diagnostic]) -> str:

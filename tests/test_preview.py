@@ -322,60 +322,71 @@ def test_serve_rebuilds_an_edited_card_and_shows_a_broken_one(server: str, conte
 
 # --- in a real browser -----------------------------------------------------------
 
-# Appended to a card page: switches theme and width with the page's own buttons
-# and reports, for each state, what each side's document looks like.
+# Added to a card page as a script file (the page's policy allows no inline script):
+# switches theme and width with the page's own buttons and, for each state, records
+# each frame's size and the document the page gave it. The frames are sandboxed, so
+# nothing can look into them: each recorded document is laid out again in a probe
+# frame of the test's own, at the frame's width, and measured there.
 CARD_REPORT_SCRIPT = r"""
-<script>
-window.addEventListener('load', () => {
+window.addEventListener('load', async () => {
   const rgb = (value) => value.match(/[\d.]+/g).slice(0, 4).map(Number);
-  const style = (element) => getComputedStyle(element);
   function proseText(body) {
     const copy = body.cloneNode(true);
     copy.querySelectorAll('pre, code, math').forEach((element) => element.remove());
     return copy.textContent;
   }
-  const states = [];
-  function snapshot(name) {
-    const sides = [];
-    for (const frame of document.querySelectorAll('iframe.side-frame')) {
-      const doc = frame.contentDocument;
-      const view = doc.defaultView;
-      const tokens = [];
-      for (const span of doc.querySelectorAll('.highlight pre span')) {
-        if (!span.textContent.trim() || span.children.length) continue;
-        tokens.push({cls: span.className, color: rgb(view.getComputedStyle(span).color),
-                     background: rgb(view.getComputedStyle(span.closest('.highlight')).backgroundColor)});
-      }
-      sides.push({
-        bodyClass: doc.body.className,
-        frameWidth: frame.getBoundingClientRect().width,
-        frameHeight: frame.getBoundingClientRect().height,
-        contentHeight: doc.documentElement.scrollHeight,
-        scrolls: doc.documentElement.scrollWidth > doc.documentElement.clientWidth,
-        math: doc.querySelectorAll('math').length,
-        mathErrors: doc.querySelectorAll('.math-error').length,
-        rawTex: /\\[(\[]/.test(proseText(doc.body)),
-        text: doc.body.textContent.trim().slice(0, 80),
-        textColor: rgb(view.getComputedStyle(doc.body).color),
-        tokens,
-      });
+  async function probe(frame) {
+    const copy = document.createElement('iframe');
+    copy.style.cssText = `width:${frame.clientWidth}px;height:50px;border:0;display:block`;
+    const loaded = new Promise((resolve) => copy.addEventListener('load', resolve));
+    copy.srcdoc = frame.srcdoc;
+    document.body.append(copy);
+    await loaded;
+    const doc = copy.contentDocument;
+    const view = doc.defaultView;
+    const tokens = [];
+    for (const span of doc.querySelectorAll('.highlight pre span')) {
+      if (!span.textContent.trim() || span.children.length) continue;
+      tokens.push({cls: span.className, color: rgb(view.getComputedStyle(span).color),
+                   background: rgb(view.getComputedStyle(span.closest('.highlight')).backgroundColor)});
     }
+    const result = {
+      sandbox: frame.getAttribute('sandbox'),
+      bodyClass: doc.body.className,
+      frameWidth: frame.getBoundingClientRect().width,
+      frameHeight: frame.getBoundingClientRect().height,
+      documentWidth: doc.documentElement.clientWidth,
+      contentHeight: doc.documentElement.scrollHeight,
+      scrolls: doc.documentElement.scrollWidth > doc.documentElement.clientWidth,
+      math: doc.querySelectorAll('math').length,
+      mathErrors: doc.querySelectorAll('.math-error').length,
+      rawTex: /\\[(\[]/.test(proseText(doc.body)),
+      text: doc.body.textContent.trim().slice(0, 80),
+      textColor: rgb(view.getComputedStyle(doc.body).color),
+      tokens,
+    };
+    copy.remove();
+    return result;
+  }
+  const states = [];
+  async function snapshot(name) {
+    const sides = [];
+    for (const frame of document.querySelectorAll('iframe.side-frame')) sides.push(await probe(frame));
     states.push({name, rootClass: document.documentElement.className, sides});
   }
   const click = (id) => document.getElementById(id).click();
-  snapshot('light desktop');
+  await snapshot('light desktop');
   click('theme');
-  snapshot('night desktop');
+  await snapshot('night desktop');
   click('width');
-  snapshot('night phone');
+  await snapshot('night phone');
   click('theme');
-  snapshot('light phone');
+  await snapshot('light phone');
   const pre = document.createElement('pre');
   pre.id = 'report';
   pre.textContent = JSON.stringify(states);
   document.body.replaceChildren(pre);
 });
-</script>
 """
 
 
@@ -390,7 +401,8 @@ def fixture_site(content: Path, sample_cards: None, runner: CliRunner, tmp_path:
 
 def _with_report(page: Path) -> Path:
     target = page.with_name(page.stem + "-report.html")
-    target.write_text(page.read_text().replace("</body>", CARD_REPORT_SCRIPT + "</body>"))
+    (page.parent / "report.js").write_text(CARD_REPORT_SCRIPT)
+    target.write_text(page.read_text().replace("</body>", '<script src="report.js"></script></body>'))
     return target
 
 
@@ -407,10 +419,12 @@ def test_card_page_in_a_browser(fixture_site: Path, tmp_path: Path, name: str) -
         night, phone = "night" in state["name"], "phone" in state["name"]
         assert ("night" in state["rootClass"].split()) == night
         for side in state["sides"]:
+            assert side["sandbox"] == ""
             assert ("nightMode" in side["bodyClass"].split() and "night_mode" in side["bodyClass"].split()) == night
             assert side["bodyClass"].startswith("card card")
-            assert (abs(side["frameWidth"] - 400) < 2) == phone, side["frameWidth"]
-            assert abs(side["frameHeight"] - side["contentHeight"]) < 4, side  # sized to its card
+            assert (side["documentWidth"] == 400) == phone, side  # the card's document is exactly phone-wide
+            # The estimated height holds the card (no scrolling inside) without much to spare.
+            assert side["contentHeight"] <= side["frameHeight"] <= 1.6 * side["contentHeight"] + 120, side
             assert not side["scrolls"], side
             assert side["mathErrors"] == 0 and not side["rawTex"], side
             text_luminance_dark = sum(side["textColor"][:3]) < 3 * 128
@@ -439,25 +453,36 @@ def test_index_search_in_a_browser(
     )
     site = tmp_path / "site"
     assert runner.invoke(main, ["preview", "--content", str(content), "--out", str(site)]).exit_code == 0
-    script = """<script>window.addEventListener('load', () => {
+    # A script file: the page's policy allows no inline script.
+    (site / "report.js").write_text("""window.addEventListener('load', () => {
       const visible = [...document.querySelectorAll('.cards li')].filter((li) => !li.hidden)
         .map((li) => li.querySelector('a').getAttribute('href'));
+      const counts = [...document.querySelectorAll('.topic-count')].map((c) => c.textContent);
       const pre = document.createElement('pre'); pre.id = 'report';
-      pre.textContent = JSON.stringify({visible, count: document.getElementById('count').textContent,
+      pre.textContent = JSON.stringify({visible, counts, count: document.getElementById('count').textContent,
+                                        noMatch: !document.getElementById('no-match').hidden,
+                                        jumps: [...document.querySelectorAll('.jumps a')].map((a) => a.hash),
+                                        topics: [...document.querySelectorAll('.topic')].map((t) => '#' + t.id),
                                         math: document.querySelectorAll('.cards math').length});
       document.body.replaceChildren(pre);
-    });</script>"""
+    });""")
     page = site / "index-report.html"
-    page.write_text((site / "index.html").read_text().replace("</body>", script + "</body>"))
+    page.write_text((site / "index.html").read_text().replace("</body>", '<script src="report.js"></script></body>'))
     everything = report(page.as_uri(), tmp_path / "a")
     assert len(everything["visible"]) == 6 and everything["count"] == "6 cards"
     assert everything["math"] == 1  # the formula in a question is typeset in the index too
-    assert report(page.as_uri() + "?q=tag:math", tmp_path / "b")["visible"] == [
+    assert everything["jumps"] == everything["topics"] == ["#topic-alpha", "#topic-beta"]
+    assert everything["counts"] == ["4", "2", "4", "2"] and not everything["noMatch"]  # in the jumps and headings
+    math = report(page.as_uri() + "?q=tag:math", tmp_path / "b")
+    assert math["visible"] == [
         "cards/alpha/sigmoid.html",
         "cards/alpha/relu.html",
         "cards/beta/cloze.html",
     ]
+    assert math["counts"] == ["2", "1", "2", "1"]  # the counts follow the filter
     assert report(page.as_uri() + "?q=dense%20layer", tmp_path / "c")["count"] == "1 of 6 cards"
+    nothing = report(page.as_uri() + "?q=no-such-card", tmp_path / "d")
+    assert nothing["visible"] == [] and nothing["noMatch"] and nothing["count"] == "0 of 6 cards"
 
 
 # Lays out every side of every card of the real content at 1280 px and lists what scrolls sideways.
@@ -520,3 +545,29 @@ def test_no_card_side_of_the_real_content_scrolls_sideways_at_1280px(tmp_path: P
         found.extend(result["found"])
     overflowing = sorted(f"{item['side']}: {item['what']} wider by {item['by']} px" for item in found)
     assert not overflowing, f"{len(overflowing)} sides scroll sideways:\n" + "\n".join(overflowing)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_long_titles_wrap_at_phone_width(
+    content: Path, write_card: WriteCard, runner: CliRunner, tmp_path: Path
+) -> None:
+    identifier = "a_very_long_identifier_name_that_goes_on_and_on_without_any_break_at_all"
+    write_card(
+        "alpha", "long", "id: alpha-long\ntags: [code]\nsource: [s#7]", f"# What does `{identifier}` do?\n\nIt.\n"
+    )
+    site = tmp_path / "site"
+    assert runner.invoke(main, ["preview", "--content", str(content), "--out", str(site)]).exit_code == 0
+    (site / "report.js").write_text("""window.addEventListener('load', () => {
+      const pre = document.createElement('pre'); pre.id = 'report';
+      pre.textContent = JSON.stringify({page: document.documentElement.scrollWidth, screen: innerWidth,
+                                        title: (document.querySelector('.title, .cards a') || {}).textContent});
+      document.body.replaceChildren(pre);
+    });""")
+    for number, page in enumerate((site / "index.html", site / "cards" / "alpha" / "long.html")):
+        target = page.with_name("report-" + page.name)
+        depth = "../../" if "cards" in page.parts else ""
+        target.write_text(page.read_text().replace("</body>", f'<script src="{depth}report.js"></script></body>'))
+        found = report(target.as_uri() + "?width=phone", tmp_path / f"p{number}", width=400)
+        assert found["page"] <= found["screen"] <= 500, found  # the title wraps instead of widening the page
+        assert identifier in found["title"]  # underscores shown as written
