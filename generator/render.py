@@ -22,7 +22,7 @@ from pygments.lexers import get_lexer_by_name
 
 from generator.cloze import cloze_ordinals
 from generator.diagnostics import Diagnostic, Location, error
-from generator.images import svg_problem
+from generator.images import MAX_IMAGE_BYTES, image_problem
 from generator.model import Card, MediaFile, RenderedCard, media_name
 from generator.sanitize import policy_violations, sanitize
 from generator.scan import Math, Prose, parse_fence_info, scan
@@ -31,7 +31,6 @@ CODE_CSS_CLASS = "highlight"
 CLOZE_OPEN = re.compile(r"\{\{c\d+::")
 EXTERNAL_SRC = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 IMAGE_TYPES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
-MAX_IMAGE_BYTES = 5_000_000
 HTML_MARKS = ("<", "](", "]:")  # raw HTML, inline links, reference links
 CLOZE_HINT = "write each deletion as {{c1::text}}, closed, and not inside another deletion"
 SANITISER_HINT = "see 'HTML in cards' in content/README.md for what a card may contain"
@@ -239,8 +238,8 @@ def _load_image(folder: Path, root: Path, src: str) -> tuple[MediaFile | None, t
     if source.stat().st_size > MAX_IMAGE_BYTES:
         return None, (f"image '{shown}' is larger than {MAX_IMAGE_BYTES // 1_000_000} MB", "shrink it")
     data = source.read_bytes()
-    if suffix == ".svg" and (problem := svg_problem(data)):
-        return None, (f"image '{shown}': {problem}", "SVG images may hold drawing elements only")
+    if found := image_problem(suffix, data):
+        return None, (f"image '{shown}': {found[0]}", found[1])
     return MediaFile(media_name(source, data), source, data), ("", "")
 
 

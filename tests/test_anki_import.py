@@ -11,6 +11,7 @@ from generator.build import build
 from generator.ids import note_guid
 from tests.anki_support import CardAnswer, answer_cards, import_package, notes_by_guid, rendered, scheduling_state
 from tests.conftest import T0, WriteCard
+from tests.test_images import ONE_PIXEL_PNG
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sample_cards")]  # real Anki imports
 
@@ -54,7 +55,7 @@ def test_every_package_imports_with_right_counts_and_html(content: Path, tmp_pat
 
 
 def test_images_are_packed_by_content_hash(content: Path, write_card: WriteCard, tmp_path: Path, collection_factory):
-    (content / "alpha" / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\nfake image bytes")
+    (content / "alpha" / "diagram.png").write_bytes(ONE_PIXEL_PNG)
     write_card("alpha", "pic", "id: alpha-pic\ntags: []\nsource: [s#1]", "# Q?\n\n![a diagram](diagram.png)\n")
     dist = tmp_path / "dist"
     build(content, dist, T0)

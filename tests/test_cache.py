@@ -15,6 +15,7 @@ from generator.build import Options, build
 from generator.cache import RenderCache
 from generator.diagnostics import BuildFailed
 from tests.conftest import T0
+from tests.test_images import ONE_PIXEL_PNG
 
 Change = Callable[[Path], None]
 
@@ -137,7 +138,7 @@ def test_a_card_with_an_error_is_never_served_from_the_cache(content: Path, samp
     cache = RenderCache(tmp_path / "cache")
     with pytest.raises(Exception, match="not found"):
         build(content, tmp_path / "dist", T0, options=Options(cache=cache))
-    (content / "alpha" / "later.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (content / "alpha" / "later.png").write_bytes(ONE_PIXEL_PNG)
     result = build(content, tmp_path / "dist", T0, options=Options(cache=cache))
     assert any(m.name.startswith("later-") for r in result.cards for m in r.media)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from generator.render import render_markdown, render_math
+from tests.test_images import ONE_PIXEL_PNG
 
 PATH = Path("card.md")
 
@@ -61,10 +62,10 @@ def test_external_and_missing_images_are_errors(tmp_path: Path) -> None:
 
 
 def test_images_get_content_hashed_names(tmp_path: Path) -> None:
-    (tmp_path / "Plot.PNG").write_bytes(b"one")
+    (tmp_path / "Plot.PNG").write_bytes(ONE_PIXEL_PNG)
     html, media, _ = render_markdown("![p](Plot.PNG)", tmp_path / "card.md", 1)
     # 128 bits of the SHA-256 of the bytes: a collision cannot be made to ship the wrong image
-    assert media[0].name == "Plot-7692c3ad3540bb803c020b3aee66cd88.png"
+    assert media[0].name == "Plot-eaa4a94ea300e0d2c775968cbe42f0b5.png"
     assert f'src="{media[0].name}"' in html
 
 
