@@ -13,13 +13,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 STAGING_PREFIX = ".staging-"
 LOCK_TIMEOUT = 120.0  # seconds a second build waits for the first one
@@ -58,9 +59,24 @@ def publish(dist_dir: Path, files: Mapping[str, bytes], owned: set[str], last: s
         raise PublishError(f"cannot write {where}: {exc.strerror or exc}") from exc
 
 
+def _flock() -> ModuleType | None:
+    """The POSIX `fcntl` module, or None where it does not exist (Windows): chosen at run time."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
+
+
 @contextmanager
 def _locked(dist_dir: Path) -> Iterator[Path]:
     """Hold an exclusive lock on the folder now at `dist_dir` (a swap replaces the folder itself)."""
+    fcntl = _flock()
+    if fcntl is None or not hasattr(os, "O_DIRECTORY"):
+        with _lock_file(dist_dir):
+            _clean_leftovers(dist_dir)
+            yield dist_dir
+        return
     deadline = time.monotonic() + LOCK_TIMEOUT
     while True:
         handle = os.open(dist_dir, os.O_RDONLY | os.O_DIRECTORY)
@@ -82,6 +98,37 @@ def _locked(dist_dir: Path) -> Iterator[Path]:
         finally:
             os.close(handle)
         # Another build swapped a new folder in while we waited: lock that one.
+
+
+@contextmanager
+def _lock_file(dist_dir: Path) -> Iterator[None]:
+    """The portable lock: a file next to dist/ that only one build can create.
+
+    Used where `flock` on a folder is unavailable (Windows). A lock older than
+    the timeout was left by a killed build and is taken over.
+    """
+    lock = dist_dir.parent / f".{dist_dir.name}.lock"
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            break
+        except FileExistsError:
+            try:
+                stale = time.time() - lock.stat().st_mtime > LOCK_TIMEOUT
+            except OSError:
+                stale = False
+            if stale:
+                lock.unlink(missing_ok=True)
+                continue
+            if time.monotonic() > deadline:
+                raise PublishError(f"{dist_dir} is locked by another build ({lock}); try again") from None
+            time.sleep(0.05)
+    try:
+        os.close(handle)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _clean_leftovers(dist_dir: Path) -> None:
@@ -128,6 +175,8 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
+    if not hasattr(os, "O_DIRECTORY"):
+        return  # Windows cannot open a folder to sync it; its renames are durable on their own
     handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(handle)
@@ -136,7 +185,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _exchange(first: Path, second: Path) -> bool:
-    """Swap two folders atomically; False where the system cannot."""
+    """Swap two folders atomically; False where the system cannot (anywhere but Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
         return False
