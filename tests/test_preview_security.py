@@ -324,6 +324,7 @@ def test_server_serves_only_the_files_the_preview_wrote(served: tuple[int, Path]
     [
         b"GET /__digest?page=/%00 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n",
         b"GET /%ff%fe HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n",
+        b"GET /a%00.html HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n",
         b"GET /\x00 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n",
         b"GET / HTTP/9.9\r\nHost: 127.0.0.1:{port}\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
@@ -336,7 +337,7 @@ def test_server_serves_only_the_files_the_preview_wrote(served: tuple[int, Path]
 def test_server_answers_bad_requests_with_4xx_and_no_traceback(
     served: tuple[int, Path], request_bytes: bytes, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Before: `/__digest?page=/%00` printed a traceback; an unknown version or method was a 5xx."""
+    """Before: a NUL or an over-long name printed a traceback; a TLS hello got no status line; 5xx for a bad version."""
     port, _ = served
     status, _, _ = raw_request(port, request_bytes.replace(b"{port}", str(port).encode()))
     assert 400 <= status < 500 or (status == 200 and b"__digest" in request_bytes)
