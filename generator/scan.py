@@ -114,16 +114,17 @@ def _scan_memo(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, .
 
     index = 0
     while index < len(lines):
-        match = FENCE_OPEN.match(lines[index])
-        if match is None or (match["fence"][0] == "`" and "`" in match["info"]):
+        fence = fence_opening(lines[index])
+        if fence is None:
             if not prose:
                 prose_start = index
             prose.append(lines[index])
             index += 1
             continue
         flush_prose()
-        fence = match["fence"]
-        closing = _find_fence_close(lines, index + 1, fence)
+        match = FENCE_OPEN.match(lines[index])
+        assert match is not None  # fence_opening matched it
+        closing = find_fence_close(lines, index + 1, fence)
         location = Location(path, first_line + index, len(match["indent"]) + 1)
         if closing is None:
             diagnostics.append(
@@ -137,7 +138,15 @@ def _scan_memo(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, .
     return tuple(segments), tuple(diagnostics)
 
 
-def _find_fence_close(lines: list[str], start: int, fence: str) -> int | None:
+def fence_opening(line: str) -> str | None:
+    """The fence a line opens (its run of backticks or tildes), or None: the one rule for fences."""
+    match = FENCE_OPEN.match(line)
+    if match is None or (match["fence"][0] == "`" and "`" in match["info"]):
+        return None
+    return match["fence"]
+
+
+def find_fence_close(lines: list[str], start: int, fence: str) -> int | None:
     for index in range(start, len(lines)):
         stripped = lines[index].strip()
         if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):

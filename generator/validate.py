@@ -18,6 +18,8 @@ from generator.scan import (
     Fence,
     Math,
     fence_language,
+    fence_opening,
+    find_fence_close,
     parse_fence_info,
     scan,
     without_blank_prose,
@@ -189,14 +191,18 @@ def _split_body(
         return None
     heading = lines[start][2:].strip()
     rest = lines[start + 1 :]
-    in_fence = False
     separator = None
-    for offset, body_line in enumerate(rest):
-        if body_line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        if not in_fence and body_line.rstrip() == FRONT_END:
+    offset = 0
+    while offset < len(rest):  # the scanner's fence rule: a '%' inside any fence is code
+        fence = fence_opening(rest[offset])
+        if fence is not None:
+            closing = find_fence_close(rest, offset + 1, fence)
+            offset = len(rest) if closing is None else closing + 1
+            continue
+        if rest[offset].rstrip() == FRONT_END:
             separator = offset
             break
+        offset += 1
     if separator is None:
         if card_type == "cloze":
             front_lines, back_lines = rest, []

@@ -93,3 +93,20 @@ def test_duplicate_ids_across_cards() -> None:
 def test_output_block_right_after_python_block_is_accepted() -> None:
     card, problems = validate("---\nid: a\ntags: []\n---\n# Q\n\n```python\nprint(1)\n```\n\n```output\n1\n```\n")
     assert problems == [] and card is not None
+
+
+def test_a_percent_line_inside_a_longer_fence_is_code_not_the_front_end(tmp_path: Path) -> None:
+    """The front ends at '%' only outside fences, by the same fence rule the scanner uses."""
+    text = (
+        "---\nid: t-fence\ntags: [x]\nsource: [t]\n---\n# Q?\n\n"
+        "````text\n```\n%\n```\n````\n\nThe answer.\n"
+    )
+    path = tmp_path / "t" / "fence.md"
+    path.parent.mkdir()
+    path.write_text(text)
+    parsed, problems = parse_card_file(path, text)
+    assert parsed is not None and problems == []
+    card, problems = validate_file(parsed, "t")
+    assert problems == [] and card is not None
+    assert card.front == "Q?"
+    assert card.back.startswith("````text\n```\n%\n") and card.back.endswith("The answer.")
