@@ -162,7 +162,8 @@ class PreviewRequestHandler(BaseHTTPRequestHandler):
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")  # a reload must fetch the rebuilt page
-        self.send_header("Content-Security-Policy", page_policy())
+        # The pages' own policy, and (possible only in a header) no framing by other sites.
+        self.send_header("Content-Security-Policy", page_policy() + "; frame-ancestors 'none'")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cross-Origin-Resource-Policy", "same-origin")

@@ -290,7 +290,7 @@ def test_server_answers_only_for_its_own_host(served: tuple[int, Path]) -> None:
     for host in ("127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}"):
         status, headers, body = get(port, "/", host)
         assert status == 200 and b"Test Decks" in body
-        assert headers["Content-Security-Policy"] == page_policy()
+        assert headers["Content-Security-Policy"] == page_policy() + "; frame-ancestors 'none'"
     for host in ("evil.example:{port}", "127.0.0.1", "localhost:1", "127.0.0.1:{port}.evil.example"):
         assert get(port, "/", host)[0] == 421, host
     assert get(port, "/", None)[0] == 400
