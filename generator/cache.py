@@ -34,6 +34,7 @@ from typing import Any
 from generator.diagnostics import Diagnostic, Location
 from generator.load import SourceFile
 from generator.model import Card, MediaFile, RenderedCard, media_name
+from generator.scan import scan
 
 CACHE_FORMAT = 2
 DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
@@ -270,6 +271,8 @@ def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple
         id=raw["id"], topic=raw["topic"], type=raw["type"], tags=tuple(raw["tags"]), sources=tuple(raw["sources"]),
         previous_ids=tuple(raw["previous_ids"]), front=raw["front"], back=raw["back"], path=card_path,
         id_line=raw["id_line"], front_line=raw["front_line"], back_line=raw["back_line"],
+        front_segments=scan(raw["front"], card_path, raw["front_line"])[0],
+        back_segments=scan(raw["back"], card_path, raw["back_line"])[0],
     )  # fmt: skip
     media = []
     for name, source, stamp in entry["media"]:

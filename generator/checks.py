@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from generator.cloze import Cloze, deletions, parse_clozes
 from generator.diagnostics import Diagnostic, Location, warning
 from generator.model import Card
-from generator.scan import Fence, Math, Prose, Segment, scan
+from generator.scan import Fence, Math, Prose, Segment
 
 MAX_CODE_LINE = 80  # characters; wider lines scroll sideways on a phone
 MAX_BACK_WORDS = 150  # words of prose and formulas, code excluded
@@ -41,8 +41,7 @@ def reader_checks(
 ) -> list[Diagnostic]:
     """Warnings about how `card` will read; a pure function of the card."""
     problems: list[Diagnostic] = []
-    for side in _sides(card):
-        segments, _ = scan(side.text, card.path, side.first_line)
+    for side, segments in zip(_sides(card), (card.front_segments, card.back_segments), strict=False):
         problems.extend(_long_code_lines(segments, max_code_line))
         problems.extend(_run_on_blocks(card, side, segments))
     if card.type == "cloze":
@@ -61,9 +60,8 @@ def reader_checks(
 
 def answer_words(card: Card) -> int:
     """Words on the back: prose words, plus one per formula; code blocks do not count."""
-    segments, _ = scan(card.back, card.path, card.back_line)
     count = 0
-    for segment in segments:
+    for segment in card.back_segments:
         if isinstance(segment, Prose):
             count += len(WORD.findall(segment.text))
         elif isinstance(segment, Math):

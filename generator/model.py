@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from generator.scan import Segment
+
 CardType = Literal["basic", "reversed", "cloze"]
 CARD_TYPES: tuple[CardType, ...] = ("basic", "reversed", "cloze")
 
@@ -51,6 +53,9 @@ class Card:
     id_line: int  # 1-based line of the `id:` key, for diagnostics about the card as a whole
     front_line: int  # 1-based line in the file where the front Markdown starts
     back_line: int
+    # Each side read once, by the scanner: prose, math and fenced code, passed to every later stage.
+    front_segments: tuple[Segment, ...]
+    back_segments: tuple[Segment, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from generator.diagnostics import Diagnostic, Location, error
 from generator.images import MAX_IMAGE_BYTES, image_problem
 from generator.model import Card, MediaFile, RenderedCard, media_name
 from generator.sanitize import policy_violations, sanitize
-from generator.scan import Math, Prose, parse_fence_info, scan
+from generator.scan import Math, Prose, Segment, parse_fence_info, scan
 
 CODE_CSS_CLASS = "highlight"
 CLOZE_OPEN = re.compile(r"\{\{c\d+::")
@@ -39,8 +39,12 @@ SANITISER_HINT = "see 'HTML in cards' in content/README.md for what a card may c
 def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
     """Render a validated card into its note fields (plus the images it uses)."""
     cloze = card.type == "cloze"
-    front, front_media, front_problems = render_markdown(card.front, card.path, card.front_line, cloze=cloze)
-    back, back_media, back_problems = render_markdown(card.back, card.path, card.back_line, cloze=cloze)
+    front, front_media, front_problems = render_markdown(
+        card.front, card.path, card.front_line, cloze=cloze, segments=card.front_segments
+    )
+    back, back_media, back_problems = render_markdown(
+        card.back, card.path, card.back_line, cloze=cloze, segments=card.back_segments
+    )
     media = {item.name: item for item in (*front_media, *back_media)}
     problems = [*front_problems, *back_problems]
     card_count = 2 if card.type == "reversed" else 1
@@ -72,13 +76,17 @@ def question_text(card: Card) -> str:
 
 
 def render_markdown(
-    text: str, path: Path, first_line: int, *, cloze: bool = False
+    text: str, path: Path, first_line: int, *, cloze: bool = False, segments: tuple[Segment, ...] | None = None
 ) -> tuple[str, tuple[MediaFile, ...], list[Diagnostic]]:
-    """Render Markdown with math and code cut out first; return sanitised HTML, images, problems."""
+    """Render Markdown with math and code cut out first; return sanitised HTML, images, problems.
+
+    `segments` is the scanner's reading of `text` (a card's side): rendering uses it instead of
+    reading the text again.
+    """
     images = _ImageCollector(path, text, first_line)
     md, cutout = _markdown()
     md.reset()
-    cutout.begin(path, first_line, cloze=cloze)
+    cutout.begin(path, first_line, cloze=cloze, text=text, segments=segments)
     try:
         body = md.convert(text)
     except RecursionError:
@@ -254,17 +262,27 @@ class _CutOutPreprocessor(Preprocessor):
         super().__init__()
         self.begin(Path(), 1, cloze=False)
 
-    def begin(self, path: Path, first_line: int, *, cloze: bool) -> None:
-        """Start on a new piece of Markdown."""
+    def begin(
+        self, path: Path, first_line: int, *, cloze: bool, text: str = "", segments: tuple[Segment, ...] | None = None
+    ) -> None:
+        """Start on a new piece of Markdown (with its segments when the caller has read them)."""
         self.path = path
         self.first_line = first_line
         self.cloze = cloze
+        self.text = text
+        self.segments = segments
         self.problems: list[Diagnostic] = []
         self.may_hold_html = False  # raw HTML or a link in the prose: compare with the sanitised HTML
 
     def run(self, lines: list[str]) -> list[str]:
-        segments, problems = scan("\n".join(lines), self.path, self.first_line)
-        self.problems.extend(problems)
+        normalised = "\n".join(lines)
+        if self.segments is not None and normalised.rstrip("\n") == self.text.rstrip("\n"):
+            segments = self.segments
+        else:
+            # Markdown's whitespace normalisation changed the text (tabs, blank lines of spaces):
+            # read what Markdown will actually see.
+            segments, problems = scan(normalised, self.path, self.first_line)
+            self.problems.extend(problems)
         stash = self.md.htmlStash
         pieces: list[str] = []
         for segment in segments:

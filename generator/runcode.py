@@ -40,7 +40,6 @@ from generator.scan import (
     Fence,
     fence_language,
     parse_fence_info,
-    scan,
     without_blank_prose,
 )
 
@@ -173,8 +172,7 @@ def missing_verify_extra() -> str | None:
 def extract_program(card: Card) -> Program:
     """Collect the card's python blocks, each with the `output` block that follows it."""
     blocks: list[CodeBlock] = []
-    for text, line in ((card.front, card.front_line), (card.back, card.back_line)):
-        segments, _ = scan(text, card.path, line)
+    for segments in (card.front_segments, card.back_segments):
         significant = without_blank_prose(segments)
         for index, segment in enumerate(significant):
             if not isinstance(segment, Fence) or fence_language(segment) != RUNNABLE_LANGUAGE:

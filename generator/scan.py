@@ -8,7 +8,6 @@ but are skipped so that a `$` inside backticks is not taken for math.
 from __future__ import annotations
 
 import bisect
-import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,15 +89,10 @@ def without_blank_prose(segments: tuple[Segment, ...]) -> list[Segment]:
 def scan(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], list[Diagnostic]]:
     """Cut `text` into segments; `first_line` is the file line `text` starts on.
 
-    Validation, rendering and the reader checks all need a card's segments: a
-    small memo makes each side of a card scanned once.
+    Validation reads each side of a card once and keeps the segments on the
+    `Card`; every later stage (reader checks, rendering, statistics, the code
+    runner) takes them from there instead of reading the text again.
     """
-    segments, diagnostics = _scan_memo(text, path, first_line)
-    return segments, list(diagnostics)
-
-
-@functools.lru_cache(maxsize=16)
-def _scan_memo(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, ...], tuple[Diagnostic, ...]]:
     lines = text.split("\n")
     segments: list[Segment] = []
     diagnostics: list[Diagnostic] = []
@@ -135,7 +129,7 @@ def _scan_memo(text: str, path: Path, first_line: int) -> tuple[tuple[Segment, .
         segments.append(Fence(match["info"], code, match["indent"], location))
         index = closing + 1
     flush_prose()
-    return tuple(segments), tuple(diagnostics)
+    return tuple(segments), diagnostics
 
 
 def fence_opening(line: str) -> str | None:

@@ -19,7 +19,7 @@ from generator.cloze import ordinals
 from generator.load import load_content
 from generator.model import CARD_TYPES, Card
 from generator.parse import parse_card_file
-from generator.scan import Fence, Math, Prose, parse_fence_info, scan
+from generator.scan import Fence, Math, Prose, parse_fence_info
 from generator.validate import validate_file
 
 # The row under a table's header: cells of dashes, optionally aligned with ':'.
@@ -103,8 +103,7 @@ def content_stats(content_dir: Path) -> ContentStats | None:
     languages: Counter[str] = Counter()
     inline = display = tables = 0
     for card in cards:
-        for text, line in ((card.front, card.front_line), (card.back, card.back_line)):
-            segments, _ = scan(text, card.path, line)
+        for segments in (card.front_segments, card.back_segments):
             for segment in segments:
                 if isinstance(segment, Fence):
                     info, _ = parse_fence_info(segment.info)

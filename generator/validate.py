@@ -91,6 +91,8 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
     if card_id is None or card_type is None or split is None or problems:
         return None, problems
     front, front_line, back, back_line = split
+    front_segments, front_problems = scan(front, parsed.path, front_line)
+    back_segments, back_problems = scan(back, parsed.path, back_line)
     for text, line in ((front, front_line), (back, back_line)):
         template = next((t for t in (PLACEHOLDER_QUESTION, *PLACEHOLDER_TEXTS) if t in text), None)
         if template is not None:
@@ -117,7 +119,10 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
         id_line=meta["id"].location.line,
         front_line=front_line,
         back_line=back_line,
+        front_segments=front_segments,
+        back_segments=back_segments,
     )
+    problems.extend(front_problems + back_problems)
     problems.extend(_check_markup(card))
     return (None if problems else card), problems
 
@@ -240,9 +245,7 @@ def _leading_blank_lines(lines: list[str]) -> int:
 def _check_markup(card: Card) -> list[Diagnostic]:
     """Check math balance, code fences and cloze deletions of both sides."""
     problems: list[Diagnostic] = []
-    for text, line in ((card.front, card.front_line), (card.back, card.back_line)):
-        segments, found = scan(text, card.path, line)
-        problems.extend(found)
+    for segments in (card.front_segments, card.back_segments):
         significant = without_blank_prose(segments)
         for index, segment in enumerate(significant):
             if isinstance(segment, Math):

@@ -97,10 +97,7 @@ def test_output_block_right_after_python_block_is_accepted() -> None:
 
 def test_a_percent_line_inside_a_longer_fence_is_code_not_the_front_end(tmp_path: Path) -> None:
     """The front ends at '%' only outside fences, by the same fence rule the scanner uses."""
-    text = (
-        "---\nid: t-fence\ntags: [x]\nsource: [t]\n---\n# Q?\n\n"
-        "````text\n```\n%\n```\n````\n\nThe answer.\n"
-    )
+    text = "---\nid: t-fence\ntags: [x]\nsource: [t]\n---\n# Q?\n\n````text\n```\n%\n```\n````\n\nThe answer.\n"
     path = tmp_path / "t" / "fence.md"
     path.parent.mkdir()
     path.write_text(text)
