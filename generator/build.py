@@ -64,6 +64,8 @@ MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
 CHECKSUMS_FILE = "SHA256SUMS"
 ALL_TOPICS_FILE = "all-topics.apkg"
+# Every tag the decks add lives under one root, so it never mixes with a learner's own tags.
+TAG_NAMESPACE = "dl-interview"
 RELEASE_FILES = (MANIFEST_FILE, CHANGELOG_FILE, CHECKSUMS_FILE, ALL_TOPICS_FILE, LEDGER_FILE)
 
 
@@ -472,7 +474,7 @@ def _check_deck_names(deckset: DeckSet, previous: Manifest, allow_rename: bool) 
 
 def _note_content(rendered: RenderedCard, model_id: int) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
     card = rendered.card
-    tags = tuple(sorted({*card.tags, card.topic}))
+    tags = tuple(sorted(f"{TAG_NAMESPACE}::{tag}" for tag in {*card.tags, card.topic}))
     return model_id, rendered.fields, tags
 
 

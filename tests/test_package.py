@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from generator import build as pipeline
 from generator.model import MediaFile
 from generator.notetype import note_types
 from generator.package import PackagedDeck, PackagedNote, package_bytes, write_atomic
+from tests.conftest import T0
 
 
 def build(media: list[MediaFile]) -> bytes:
@@ -78,3 +80,15 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch:
         write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["deck.apkg"]
+
+
+def test_tags_live_under_the_decks_namespace(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    """Learners' own tags never mix with ours: every tag is dl-interview::<tag or topic>."""
+    pipeline.build(content, tmp_path / "dist", T0)
+    with zipfile.ZipFile(tmp_path / "dist" / "all-topics.apkg") as archive:
+        (tmp_path / "c.anki2").write_bytes(archive.read("collection.anki2"))
+    tags = {
+        t for (row,) in sqlite3.connect(tmp_path / "c.anki2").execute("select tags from notes") for t in row.split()
+    }
+    assert tags and all(t.startswith("dl-interview::") for t in tags), tags
+    assert {"dl-interview::alpha", "dl-interview::beta", "dl-interview::code"} <= tags
