@@ -63,10 +63,11 @@ if TYPE_CHECKING:
 MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
 CHECKSUMS_FILE = "SHA256SUMS"
+README_FILE = "README.md"
 ALL_TOPICS_FILE = "all-topics.apkg"
 # Every tag the decks add lives under one root, so it never mixes with a learner's own tags.
 TAG_NAMESPACE = "dl-interview"
-RELEASE_FILES = (MANIFEST_FILE, CHANGELOG_FILE, CHECKSUMS_FILE, ALL_TOPICS_FILE, LEDGER_FILE)
+RELEASE_FILES = (MANIFEST_FILE, CHANGELOG_FILE, CHECKSUMS_FILE, ALL_TOPICS_FILE, LEDGER_FILE, README_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def compile_release(
     """
     # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
     from generator.compile import compile_cards
-    from generator.ids import deck_id, note_guid
+    from generator.ids import deck_id, note_guid, umbrella_deck_id
     from generator.notetype import note_types
     from generator.package import PackagedDeck, PackagedNote
 
@@ -240,12 +241,16 @@ def compile_release(
                 notes=len(topic_cards),
                 cards=sum(r.card_count for r in topic_cards),
             )
+        umbrella = PackagedDeck(
+            umbrella_deck_id(content.deckset.name), content.deckset.name, _umbrella_description(content.deckset), ()
+        )
         files[ALL_TOPICS_FILE] = _package(
-            [deck for deck, _ in packaged], type_mods, [m for _, rs in packaged for r in rs for m in r.media],
-            options.cache,
+            [umbrella, *(deck for deck, _ in packaged)], type_mods,
+            [m for _, rs in packaged for r in rs for m in r.media], options.cache,
         )  # fmt: skip
     manifest = replace(manifest, decks=tuple(deck_records))
     if package:
+        files[README_FILE] = dist_readme(content.deckset, manifest).encode()
         files[CHECKSUMS_FILE] = "".join(
             f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())
         ).encode()
@@ -480,6 +485,42 @@ def _note_content(rendered: RenderedCard, model_id: int) -> tuple[int, tuple[str
 
 def _content_hash(note: tuple[int, tuple[str, ...], tuple[str, ...]]) -> str:
     return hashlib.sha256(json.dumps(note).encode()).hexdigest()
+
+
+def dist_readme(deckset: DeckSet, manifest: Manifest) -> str:
+    """dist/README.md: which file to import, and every topic with its counts (generated, never edited)."""
+    release = "no release yet" if manifest.version == "0.0.0" else f"release {manifest.version}"
+    rows = [
+        f"| `{d.file}` | {d.name.split('::', 1)[-1]} | {d.notes} | {d.cards} |"
+        for d in sorted(manifest.decks, key=lambda d: [t.key for t in deckset.topics].index(d.topic))
+    ]
+    notes, cards = sum(d.notes for d in manifest.decks), sum(d.cards for d in manifest.decks)
+    return "\n".join(
+        [
+            f"# {deckset.name}: Anki decks",
+            "",
+            f"Built by `decks build` ({release}; unreleased changes are listed in `CHANGELOG.md`).",
+            "",
+            f"**Import `{ALL_TOPICS_FILE}`** for every topic, or one `<topic>.apkg` for a single topic: Anki "
+            "desktop *File → Import*, AnkiDroid *Import*, AnkiMobile: open the file. Keep the default import "
+            "options. To update, import the newer file the same way: your reviews and scheduling are kept.",
+            "",
+            "| file | deck | notes | cards |",
+            "| --- | --- | ---: | ---: |",
+            *rows,
+            f"| `{ALL_TOPICS_FILE}` | every topic | {notes} | {cards} |",
+            "",
+            f"`{CHECKSUMS_FILE}` holds the SHA-256 of every file; `{LEDGER_FILE}` every card id ever released.",
+            "",
+        ]
+    )
+
+
+def _umbrella_description(deckset: DeckSet) -> str:
+    """The umbrella deck's description: the authors' text (escaped) and the topics it holds."""
+    topics = ", ".join(html.escape(t.name) for t in deckset.topics)
+    text = f"{html.escape(deckset.description)}<br><br>" if deckset.description else ""
+    return f"{text}<small>Topics: {topics}.</small>"
 
 
 def _description(topic: Topic, deckset: DeckSet, label: str) -> str:

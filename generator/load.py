@@ -56,7 +56,7 @@ def load_content(root: Path) -> tuple[Content | None, list[Diagnostic]]:
     if not root.is_dir():
         return None, [error(Location(root), "content folder not found", "pass --content with the folder of topics")]
     diagnostics: list[Diagnostic] = []
-    name = _read_deckset_name(root, diagnostics)
+    name, umbrella_description = _read_deckset(root, diagnostics)
     topics: list[Topic] = []
     files: list[SourceFile] = []
     for entry in sorted(root.iterdir()):
@@ -76,7 +76,8 @@ def load_content(root: Path) -> tuple[Content | None, list[Diagnostic]]:
         return None, diagnostics
     topics.sort(key=lambda topic: (topic.order, topic.key))
     _check_unique_topic_names(topics, diagnostics)
-    return Content(DeckSet(name, tuple(topics), root / DECKSET_FILE), tuple(files)), diagnostics
+    deckset = DeckSet(name, tuple(topics), root / DECKSET_FILE, umbrella_description)
+    return Content(deckset, tuple(files)), diagnostics
 
 
 def _read_cards(folder: Path, root: Path, topic: str, diagnostics: list[Diagnostic]) -> list[SourceFile]:
@@ -190,24 +191,26 @@ def _offset_location(path: Path, text: str | bytes, offset: int) -> Location:
     return Location(path, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
 
 
-def _read_deckset_name(root: Path, diagnostics: list[Diagnostic]) -> str | None:
+def _read_deckset(root: Path, diagnostics: list[Diagnostic]) -> tuple[str | None, str]:
+    """The umbrella deck's name and (optional) description."""
     path = root / DECKSET_FILE
     if not path.exists():
         diagnostics.append(
             error(Location(path), f"missing {DECKSET_FILE}", "create it with 'name: <umbrella deck name>'")
         )
-        return None
+        return None, ""
     if _entry_kind(path, root, diagnostics) != "file":
-        return None
+        return None, ""
     meta = _read_mapping(path, diagnostics)
     if meta is None:
-        return None
-    _reject_unknown(path, meta, ("name",), diagnostics)
+        return None, ""
+    _reject_unknown(path, meta, ("name", "description"), diagnostics)
     name = _required_text(path, meta, "name", diagnostics)
+    description = _required_text(path, meta, "description", diagnostics) if "description" in meta else ""
     if name is not None and (problem := _deck_name_problem(name)):
         diagnostics.append(error(meta["name"].location, f"umbrella deck name {problem}", "choose a plain, flat name"))
-        return None
-    return name
+        return None, ""
+    return name, description or ""
 
 
 def _read_topic(folder: Path, root: Path, diagnostics: list[Diagnostic]) -> Topic | None:

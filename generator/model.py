@@ -32,6 +32,7 @@ class DeckSet:
     name: str
     topics: tuple[Topic, ...]
     config_path: Path
+    description: str = ""  # shown on the umbrella deck
 
     def deck_name(self, topic: Topic) -> str:
         return f"{self.name}::{topic.name}"

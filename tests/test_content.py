@@ -20,8 +20,6 @@ SEEDS = ROOT.parent / "shared" / "seeds"
 SEED_ITEM = re.compile(r"^(?:Question - |Q)?(\d+)(?:\.|\s*:)", re.MULTILINE)
 # The unnumbered summary at the end of this seed: vanishing, exploding gradients, batch norm.
 EXTRA_ITEMS = {"001_109fc0eff3c94634.txt": ("S1", "S2", "S3")}
-TABLE_START = "<!-- topic-table:start -->"
-TABLE_END = "<!-- topic-table:end -->"
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +71,3 @@ def test_every_seed_item_is_covered(release: BuildResult) -> None:
     missing = sorted(seed_items() - covered)
     assert not missing, f"seed items without a card: {missing}"
     assert len(seed_items()) == 10 + 48 + 3 + 11 + 89 + 22
-
-
-def topic_table(release: BuildResult) -> str:
-    counts = Counter(r.card.topic for r in release.cards)
-    rows = ["| topic | deck | cards |", "| --- | --- | ---: |"]
-    for deck in release.manifest.decks:
-        rows.append(f"| `{deck.topic}` | {deck.name.split('::')[-1]} | {counts[deck.topic]} |")
-    rows.append(f"| | **total** | **{sum(counts.values())}** |")
-    return "\n".join(rows)
-
-
-def test_readme_table_of_topics_is_current(release: BuildResult) -> None:
-    text = (CONTENT / "README.md").read_text(encoding="utf-8")
-    current = text.split(TABLE_START)[1].split(TABLE_END)[0].strip()
-    expected = topic_table(release)
-    assert current == expected, f"update the table in content/README.md to:\n{expected}"

@@ -28,6 +28,7 @@ def test_rebuild_without_changes_is_byte_identical(content: Path, tmp_path: Path
     assert read_all(dist) == first
     assert sorted(first) == [
         "CHANGELOG.md",
+        "README.md",
         "SHA256SUMS",
         "all-topics.apkg",
         "alpha.apkg",
@@ -80,3 +81,12 @@ def test_check_reports_the_deck_that_is_out_of_date(content: Path, write_card: W
     # Only the edited deck says it holds unreleased changes: the other decks keep their bytes.
     assert "alpha.apkg" not in differences
     assert {"all-topics.apkg", "manifest.json", "SHA256SUMS", "CHANGELOG.md"} <= differences.keys()
+
+
+def test_dist_readme_says_what_to_import_and_lists_every_topic(content: Path, tmp_path: Path) -> None:
+    result = build(content, tmp_path / "dist", T0, release="auto")
+    readme = (tmp_path / "dist" / "README.md").read_text()
+    assert readme.startswith("# Test Decks: Anki decks\n") and "release 1.0.0" in readme
+    assert "Import `all-topics.apkg`" in readme
+    for deck in result.manifest.decks:
+        assert f"| `{deck.file}` | {deck.name.split('::')[-1]} | {deck.notes} | {deck.cards} |" in readme
