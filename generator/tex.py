@@ -45,7 +45,7 @@ SYMBOLS = (
     # big operators and named functions
     "sum prod coprod int iint iiint oint bigcup bigcap bigoplus bigotimes bigodot bigvee bigwedge "
     "sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh coth exp log ln lg max min sup inf lim "
-    "liminf limsup arg det dim gcd hom ker Pr deg argmax argmin operatorname limits nolimits "
+    "liminf limsup arg det dim gcd hom ker Pr deg operatorname limits nolimits "
     # delimiters and their sizes
     "left right middle big Big bigg Bigg bigl bigr Bigl Bigr biggl biggr Biggl Biggr "
     "langle rangle lfloor rfloor lceil rceil lvert rvert lVert rVert vert Vert lbrace rbrace "
@@ -55,13 +55,15 @@ SYMBOLS = (
     "overbrace underbrace overset underset stackrel frac dfrac tfrac cfrac binom dbinom tbinom sqrt "
     "overrightarrow overleftarrow boxed cancel substack "
     # fonts and text
-    "mathrm mathbf mathit mathsf mathtt mathcal mathbb mathfrak mathscr boldsymbol bm pmb "
+    "mathrm mathbf mathit mathsf mathtt mathcal mathbb mathfrak mathscr boldsymbol pmb "
     "text textrm textbf textit texttt textsf mbox "
     "displaystyle textstyle scriptstyle scriptscriptstyle "
     # spacing and structure
-    "quad qquad thinspace enspace negthinspace phantom hphantom vphantom smash hline cline "
+    "quad qquad thinspace enspace negthinspace phantom hphantom vphantom smash hline "
     "begin end"
 )
+# Every command here typesets without error, link or outside style in Anki's own MathJax
+# (tests/test_tex_mathjax.py); `\argmax`, `\bm` and `\cline` are not MathJax commands.
 ALLOWED_COMMANDS = frozenset(f"{GREEK} {SYMBOLS}".split())
 # Control symbols: `\,` `\;` `\:` `\!` and `\ ` are spaces, `\\` a new row, the rest literal characters.
 ALLOWED_SYMBOLS = frozenset(",;:! \\{}_%$&#|")
