@@ -393,7 +393,10 @@ def preview_command(content_dir: Path, out_dir: Path, serve: bool, port: int) ->
         except KeyboardInterrupt:
             click.echo("stopped")
         return
-    report = site.build()
+    try:
+        report = site.build()
+    except PreviewError as problem:  # e.g. a symlink planted while the site was being written
+        raise click.ClickException(str(problem)) from problem
     for diagnostic in report.diagnostics:
         click.echo(diagnostic.format(), err=True)
     if report.diagnostics:
