@@ -92,3 +92,23 @@ def test_a_scaffold_cannot_ship(content: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0
     code, _, err = decks(tmp_path, "build")
     assert code == 1 and "still the template text: 'Your question?'" in err
+
+
+def test_changelog_prints_the_unreleased_changes_then_the_latest_release(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    (content / "alpha").mkdir(parents=True)
+    (content / "deckset.yaml").write_text("name: Test Decks\n")
+    (content / "alpha" / "topic.yaml").write_text("name: Alpha\ndescription: A.\norder: 1\n")
+    card = content / "alpha" / "one.md"
+    card.write_text("---\nid: alpha-one\ntags: [x]\nsource: [alpha]\n---\n# First question?\n\nAn answer.\n")
+    dist = tmp_path / "dist"
+    args = ["--content", str(content), "--dist", str(dist)]
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    nothing = CliRunner().invoke(main, ["changelog", *args], env=env)
+    assert nothing.exit_code == 0 and "## Unreleased" in nothing.output and "`alpha-one`" in nothing.output
+    assert CliRunner().invoke(main, ["release", *args], env=env).exit_code == 0
+    latest = CliRunner().invoke(main, ["changelog", *args], env=env)
+    assert latest.exit_code == 0 and latest.output.startswith("## 1.0.0 (2023-11-14)")
+    card.write_text(card.read_text().replace("An answer.", "A better answer."))
+    pending = CliRunner().invoke(main, ["changelog", *args], env=env)
+    assert pending.output.startswith("## Unreleased") and "### Changed (1)" in pending.output

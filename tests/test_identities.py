@@ -163,18 +163,6 @@ def test_a_damaged_ledger_is_a_located_error(content: Path, dist: Path, write_ca
         build(content, dist, T0 + DAY)
 
 
-def test_the_committed_ledger_knows_every_released_card_with_its_guid() -> None:
-    root = Path(__file__).resolve().parents[1]
-    ledger, problems = read_ledger(root / "dist" / LEDGER_FILE)
-    assert ledger is not None, problems
-    manifest = json.loads((root / "dist" / "manifest.json").read_text())
-    released = {c["id"]: c for c in manifest["cards"] if c["released_hash"] is not None}
-    index = ledger.index()
-    for card_id, record in released.items():
-        assert index[card_id].guid == note_guid(record["guid_id"])
-        assert index[card_id].note_id == record["note_id"]
-
-
 def test_copying_dist_between_branches_resolves_with_one_build(content: Path, dist: Path, tmp_path: Path) -> None:
     """The README's recipe for a dist/ conflict: take either side's dist/, then build."""
     write(content, "alpha/a.md", "alpha-a", "What is A?")

@@ -7,10 +7,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from generator.cli import main
+from generator.identities import LEDGER_FILE, read_ledger
+from generator.ids import note_guid
 
+# The repository's own dist/: what the everyday loop must not depend on (it builds all the content).
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,3 +53,15 @@ def test_check_names_the_deck_after_an_unbuilt_edit(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{dist / 'cnn.apkg'}: out of date: cards changed: " in result.stderr
     assert f"{dist / 'rnn.apkg'}: out of date: the deck description changed (release " in result.stderr
+
+
+def test_the_committed_ledger_knows_every_released_card_with_its_guid() -> None:
+    ledger, problems = read_ledger(ROOT / "dist" / LEDGER_FILE)
+    assert ledger is not None, problems
+    manifest = json.loads((ROOT / "dist" / "manifest.json").read_text())
+    released = {c["id"]: c for c in manifest["cards"] if c["released_hash"] is not None}
+    index = ledger.index()
+    assert released
+    for card_id, record in released.items():
+        assert index[card_id].guid == note_guid(record["guid_id"])
+        assert index[card_id].note_id == record["note_id"]
