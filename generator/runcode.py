@@ -224,11 +224,13 @@ def run_programs(
     workers: int = 2,
     cpu_limit: float = DEFAULT_CPU_LIMIT,
     wall_limit: float | None = None,
+    progress: Callable[[Program], None] | None = None,
 ) -> RunReport:
     """Run every program (in parallel processes) and report failures and output mismatches.
 
     `cpu_limit` is CPU-seconds per card; `wall_limit` (default: WALL_CLOCK_FACTOR
-    times the CPU limit) only catches code that hangs.
+    times the CPU limit) only catches code that hangs. `progress` is called (from a
+    worker thread) after each program has run.
     """
     to_run = [p for p in programs if p.runnable]
     no_sandbox = sandbox_problem() if to_run else None
@@ -247,6 +249,12 @@ def run_programs(
             warm.put(_WarmInterpreter(_environment("jax", keras_home, home), Path(scratch), preload))
 
         def run(program: Program) -> _Outcome:
+            outcome = run_quietly(program)
+            if progress is not None:
+                progress(program)
+            return outcome
+
+        def run_quietly(program: Program) -> _Outcome:
             if program.backend != "jax":  # TensorFlow is not fork-safe once imported: start it cold
                 return _run_one(program, limits, lambda request, work, lim: _run_cold(program, request, work, lim))
             interpreter = warm.get()

@@ -7,6 +7,9 @@ failure is tested quickly, without Keras, in test_runcode.py.
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -38,11 +41,32 @@ def verify_extra() -> None:
         skip_or_fail(problem)
 
 
+class TopicProgress:
+    """One terminal line per topic once all its cards have run, so a long run shows where it is."""
+
+    def __init__(self, programs: list[Program], request: pytest.FixtureRequest) -> None:
+        self.left = Counter(p.path.parent.name for p in programs if p.runnable)
+        self.total = sum(self.left.values())
+        self.done = 0
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def __call__(self, program: Program) -> None:
+        with self.lock:
+            topic = program.path.parent.name
+            self.left[topic] -= 1
+            self.done += 1
+            if self.left[topic] == 0 and self.terminal is not None:
+                elapsed = time.monotonic() - self.started
+                self.terminal.write_line(f"card code: {topic} done ({self.done}/{self.total} cards, {elapsed:.0f} s)")
+
+
 @pytest.mark.usefixtures("verify_extra")
 def test_every_card_example_runs_and_prints_what_the_card_says(
     programs: list[Program], request: pytest.FixtureRequest
 ) -> None:
-    report = run_programs(programs, workers=2)
+    report = run_programs(programs, workers=2, progress=TopicProgress(programs, request))
     request.config.stash[CODE_REPORT] = report
     assert not report.problems, "\n".join(p.format() for p in report.problems)
     assert report.blocks_not_run == 0
