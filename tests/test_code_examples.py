@@ -51,15 +51,19 @@ class TopicProgress:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+        self.capture = request.config.pluginmanager.get_plugin("capturemanager")
 
     def __call__(self, program: Program) -> None:
         with self.lock:
             topic = program.path.parent.name
             self.left[topic] -= 1
             self.done += 1
-            if self.left[topic] == 0 and self.terminal is not None:
+            if self.left[topic] == 0 and self.terminal is not None and self.capture is not None:
                 elapsed = time.monotonic() - self.started
-                self.terminal.write_line(f"card code: {topic} done ({self.done}/{self.total} cards, {elapsed:.0f} s)")
+                with self.capture.global_and_fixture_disabled():  # shown while the test runs, not after
+                    self.terminal.write_line(
+                        f"card code: {topic} done ({self.done}/{self.total} cards, {elapsed:.0f} s)"
+                    )
 
 
 @pytest.mark.usefixtures("verify_extra")
