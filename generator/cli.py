@@ -264,8 +264,8 @@ def check_command(
     click.echo(f"{len(chosen)} cards OK")
     if not run_code:
         return
-    from generator import runcode
-    from generator.runcode import extract_program, run_programs
+    from generator.verify import runner as runcode
+    from generator.verify.runner import extract_program, run_programs
 
     if missing := runcode.missing_verify_extra():
         raise click.ClickException(missing)
@@ -377,14 +377,14 @@ def preview_command(content_dir: Path, out_dir: Path, serve: bool, port: int) ->
     With --serve, http://127.0.0.1:PORT/ shows it and follows your edits.
     """
     from generator.diagnostics import summarize
-    from generator.preview import PreviewError, PreviewSite
+    from generator.preview.site import PreviewError, PreviewSite
 
     try:
         site = PreviewSite(content_dir, out_dir)
     except PreviewError as problem:
         raise click.ClickException(str(problem)) from problem
     if serve:
-        from generator.preview_server import serve as serve_site
+        from generator.preview.server import serve as serve_site
 
         try:
             serve_site(site, port, click.echo)

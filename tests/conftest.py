@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 from click.testing import CliRunner
 
-from generator.runcode import RunReport
+from generator.verify.runner import RunReport
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter

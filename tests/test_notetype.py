@@ -17,7 +17,7 @@ from generator.notetype import (
     note_types,
     stylesheet,
 )
-from generator.preview_assets import ANKI_LIGHT_CANVAS
+from generator.preview.assets import ANKI_LIGHT_CANVAS
 from tests.contrast import contrast
 
 

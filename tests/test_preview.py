@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from generator.cli import main
 from generator.load import SourceFile, load_content
 from generator.notetype import note_types
-from generator.preview import CardPreview, PreviewError, PreviewSite, card_page, preview_card, side_document
-from generator.preview_math import ERROR_CLASS, typeset_math
-from generator.preview_template import render_cloze, render_template
+from generator.preview.math import ERROR_CLASS, typeset_math
+from generator.preview.site import CardPreview, PreviewError, PreviewSite, card_page, preview_card, side_document
+from generator.preview.template import render_cloze, render_template
 from tests.browser import needs_chromium, report, screenshot
 from tests.conftest import T0, WriteCard
 from tests.contrast import contrast

@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 from generator.cli import main
 from generator.load import load_content
 from generator.notetype import note_types
-from generator.preview import (
+from generator.preview.math import ERROR_CLASS, MATHML_ATTRIBUTES, MATHML_ELEMENTS, typeset_math
+from generator.preview.server import start_server
+from generator.preview.site import (
     MARKER_FILE,
     CardPreview,
     PreviewError,
@@ -36,8 +38,6 @@ from generator.preview import (
     page_policy,
     preview_card,
 )
-from generator.preview_math import ERROR_CLASS, MATHML_ATTRIBUTES, MATHML_ELEMENTS, typeset_math
-from generator.preview_server import start_server
 from tests.browser import needs_chromium, run_chromium
 from tests.conftest import WriteCard
 

@@ -24,11 +24,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from generator import code_prelude, runcode
 from generator.cli import main
 from generator.parse import parse_card_file
-from generator.runcode import Program, RunReport, extract_program, missing_verify_extra, run_programs
 from generator.validate import validate_file
+from generator.verify import child as code_prelude
+from generator.verify import runner as runcode
+from generator.verify.runner import Program, RunReport, extract_program, missing_verify_extra, run_programs
 from tests.conftest import WriteCard, skip_or_fail
 
 # The card file starts with 7 lines (front matter, question, blank line): its body starts on line 8.

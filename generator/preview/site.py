@@ -41,9 +41,9 @@ from generator.load import Content, SourceFile, load_content
 from generator.model import Card, CardType, DeckSet, MediaFile
 from generator.notetype import NoteType, note_types
 from generator.package import write_atomic
-from generator.preview_assets import ANKI_READER_CSS, PHONE_WIDTH_PX, PREVIEW_CSS, PREVIEW_JS
-from generator.preview_math import MathProblem, tex_to_mathml, typeset_math
-from generator.preview_template import render_template
+from generator.preview.assets import ANKI_READER_CSS, PHONE_WIDTH_PX, PREVIEW_CSS, PREVIEW_JS
+from generator.preview.math import MathProblem, tex_to_mathml, typeset_math
+from generator.preview.template import render_template
 from generator.scan import Math, Prose, scan
 
 # Marks a folder this command may clean up, and lists the files it wrote there:

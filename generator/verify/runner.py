@@ -50,7 +50,7 @@ DEFAULT_CPU_LIMIT = 300
 # times the CPU limit, so only a hang (never a slow machine) reaches it.
 WALL_CLOCK_FACTOR = 4
 STARTUP_TIMEOUT = 600  # seconds for a warm interpreter to import Keras, even on a loaded machine
-PRELUDE = Path(__file__).with_name("code_prelude.py")
+PRELUDE = Path(__file__).with_name("child.py")
 SANDBOX_PROBE = PRELUDE  # kept apart from PRELUDE, which tests replace
 # The whole environment of card code; PATH and LANG are taken from ours, HOME is a fresh folder.
 PASSED_ON = ("PATH", "LANG")

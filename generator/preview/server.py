@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import watchfiles
 
 from generator.diagnostics import summarize
-from generator.preview import INDEX, PreviewError, PreviewSite, SiteReport, page_policy
+from generator.preview.site import INDEX, PreviewError, PreviewSite, SiteReport, page_policy
 
 HOST = "127.0.0.1"
 DIGEST_PATH = "/__digest"
