@@ -166,7 +166,7 @@ def release_command(
 @click.option("--question", default=None, help="The question (front) to start with.")
 def new_command(content_dir: Path, topic: str, slug: str, card_type: str, question: str | None) -> None:
     """Create content/TOPIC/SLUG.md with the id TOPIC-SLUG, ready to edit."""
-    from generator.scaffold import PLACEHOLDER_QUESTION, ScaffoldError, new_card
+    from generator.authoring.scaffold import PLACEHOLDER_QUESTION, ScaffoldError, new_card
 
     try:
         path = new_card(content_dir, topic, slug, card_type, question or PLACEHOLDER_QUESTION)  # type: ignore[arg-type]  # a Choice of CardType
@@ -409,7 +409,7 @@ def preview_command(content_dir: Path, out_dir: Path, serve: bool, port: int) ->
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def stats_command(content_dir: Path, as_json: bool) -> None:
     """Count cards per topic and type, tags, code, formulas and tables, and answer lengths."""
-    from generator.stats import content_stats, stats_text
+    from generator.authoring.stats import content_stats, stats_text
 
     stats = content_stats(content_dir)
     if stats is None:

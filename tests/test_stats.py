@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from generator.authoring.stats import content_stats
 from generator.cli import main
-from generator.stats import content_stats
 from tests.conftest import WriteCard
 
 
