@@ -23,7 +23,10 @@ NOTE_ID_SPACING = 100
 
 
 def note_guid(card_id: str) -> str:
-    """The Anki GUID of the note for the card with this authored id."""
+    """The Anki GUID of the note for the card with this authored id (or imported lineage id)."""
+    original = imported_guid(card_id)
+    if original is not None:
+        return original
     return str(genanki.guid_for(GUID_NAMESPACE, card_id))
 
 
@@ -36,3 +39,33 @@ def deck_id(topic_key: str) -> int:
 def umbrella_deck_id(name: str) -> int:
     """A stable deck id for the umbrella deck that holds the topics."""
     return deck_id(f"umbrella:{name}")
+
+
+def field_id(kind: str, name: str) -> int:
+    """A stable id for a note type's field: Anki 23.10+ matches fields by id when it merges note types."""
+    return deck_id(f"field:{kind}:{name}")
+
+
+def template_id(kind: str, name: str) -> int:
+    """A stable id for a note type's card template (matched by id like fields)."""
+    return deck_id(f"template:{kind}:{name}")
+
+
+# A card imported from another deck keeps that deck's GUID, so its users keep their history. The GUID
+# travels through the manifest and the ledger as a lineage id of this form (hex of the GUID's UTF-8).
+IMPORTED_GUID_PREFIX = "imported-guid-"
+
+
+def imported_guid_id(guid: str) -> str:
+    """The lineage id that stands for an imported note's own GUID."""
+    return IMPORTED_GUID_PREFIX + guid.encode().hex()
+
+
+def imported_guid(guid_id: str) -> str | None:
+    """The original GUID an imported lineage id stands for, or None for an ordinary id."""
+    if not guid_id.startswith(IMPORTED_GUID_PREFIX):
+        return None
+    try:
+        return bytes.fromhex(guid_id.removeprefix(IMPORTED_GUID_PREFIX)).decode()
+    except ValueError:
+        return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pygments.formatters import HtmlFormatter
 
-from generator.ids import MODEL_IDS
+from generator.ids import MODEL_IDS, field_id, template_id
 from generator.model import CardType
 
 LIGHT_CODE_STYLE = "default"
@@ -49,12 +49,24 @@ class NoteType:
     def is_cloze(self) -> bool:
         return self.kind == "cloze"
 
+    @property
+    def field_ids(self) -> tuple[int, ...]:
+        """Stable field ids (hash-derived, never changing): Anki 23.10+ matches fields by id."""
+        return tuple(field_id(self.kind, name) for name in self.fields)
+
+    @property
+    def template_ids(self) -> tuple[int, ...]:
+        """Stable card-template ids, derived like the field ids."""
+        return tuple(template_id(self.kind, t.name) for t in self.templates)
+
     def definition_hash(self) -> str:
         """Hash of everything Anki stores for the note type; a change needs a newer mod."""
         data = {
             "id": self.model_id,
             "name": self.name,
             "fields": self.fields,
+            "field_ids": self.field_ids,
+            "template_ids": self.template_ids,
             "templates": [(t.name, t.question, t.answer) for t in self.templates],
             "css": self.css,
             "cloze": self.is_cloze,

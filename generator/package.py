@@ -56,8 +56,11 @@ class _PinnedModel(genanki.Model):
         super().__init__(
             model_id=note_type.model_id,
             name=note_type.name,
-            fields=[{"name": name} for name in note_type.fields],
-            templates=[{"name": t.name, "qfmt": t.question, "afmt": t.answer} for t in note_type.templates],
+            fields=[{"name": name, "id": i} for name, i in zip(note_type.fields, note_type.field_ids, strict=True)],
+            templates=[
+                {"name": t.name, "qfmt": t.question, "afmt": t.answer, "id": i}
+                for t, i in zip(note_type.templates, note_type.template_ids, strict=True)
+            ],
             css=note_type.css,
             model_type=genanki.Model.CLOZE if note_type.is_cloze else genanki.Model.FRONT_BACK,
         )
