@@ -38,6 +38,7 @@ class Model:
     cards: dict[str, Card] = field(default_factory=dict)  # by path
     released_ids: dict[str, int] = field(default_factory=dict)  # every id a release shipped -> its token
     guid_of: dict[int, str] = field(default_factory=dict)  # token -> GUID, fixed at its first release
+    last_release: set[str] = field(default_factory=set)  # the ids the latest release shipped
     counter: int = 0
 
     def fresh(self) -> int:
@@ -170,11 +171,17 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: set(self.model.released_ids) - {c.id for c in self.model.cards.values()})
     @rule(data=st.data())
     def reuse_released_id(self, data: st.DataObject) -> None:
-        """A new card takes an id a release shipped that no card uses now (renamed or removed)."""
+        """A new file takes an id a release shipped that no card uses now.
+
+        Still live in the last release (only a draft dropped it): the id names that note, so this
+        is the same note, moved and reworded. Renamed or removed by a release: a newcomer, which
+        the build must refuse.
+        """
         free = sorted(set(self.model.released_ids) - {c.id for c in self.model.cards.values()})
         old_id = data.draw(st.sampled_from(free))
         n = self.model.fresh()
-        card = Card(f"beta/u{n}.md", old_id, f"Newcomer {n}?", "Back.", (), n)
+        token = self.model.released_ids[old_id] if old_id in self.model.last_release else n
+        card = Card(f"beta/u{n}.md", old_id, f"Newcomer {n}?", "Back.", (), token)
         self._apply(dict(self.model.cards), {**self.model.cards, card.path: card})
 
     @rule()
@@ -195,6 +202,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = self.model.guid_of.setdefault(card.token, guid)
             assert guid == expected, f"{card_id} left its lineage"
             self.model.released_ids[card_id] = card.token
+        self.model.last_release = set(by_id)
         tokens = [c.token for c in self.model.cards.values()]
         assert len(set(tokens)) == len(tokens)
 
