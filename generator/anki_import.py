@@ -11,6 +11,7 @@ written, and images are copied into the topic's `figures/` folder.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -201,11 +202,11 @@ def card_markdown(
         heading, rest = _one_line(first) or "Question", more.strip()
     slug = _unique(_slug(heading) or f"note-{note_id}", used_ids)
     clean_tags = sorted({t for t in (_tag(tag) for tag in tags) if t and t not in ("marked", "leech")})
-    meta = {"id": f"{topic}-{slug}", "tags": clean_tags, "guid": guid}
+    lines = [f"id: {topic}-{slug}", f"tags: [{', '.join(clean_tags)}]"]
     if card_type != "basic":
-        meta["type"] = card_type
-    header = "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_style=None, width=1000)
-    header = header.replace(f"guid: {yaml.safe_dump(guid).strip()}", "guid: " + _quoted(guid))
+        lines.append(f"type: {card_type}")
+    lines.append(f"guid: {json.dumps(guid, ensure_ascii=False)}")  # a JSON string is a YAML double-quoted one
+    header = "---\n" + "\n".join(lines) + "\n"
     if card_type == "cloze":
         body = f"# {heading}\n\n{rest}\n" + (f"%\n{back}\n" if back else "")
     elif rest:
@@ -213,10 +214,6 @@ def card_markdown(
     else:
         body = f"# {heading}\n\n{back}\n"
     return slug, header + "---\n" + body
-
-
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _one_line(text: str) -> str:
