@@ -357,6 +357,117 @@ def _report_warnings(result: BuildResult, only: tuple[Path, ...] = ()) -> None:
         click.echo(summarize(shown), err=True)
 
 
+# --- Working with your Anki: push, diff --anki, import (logic in generator.anki_push / anki_import) ---
+
+profile_option = click.option("--profile", default=None, help="Anki profile whose collection to use.")
+collection_option = click.option(
+    "--collection", "collection_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="The collection file (collection.anki2) instead of a profile's.",
+)  # fmt: skip
+via_option = click.option(
+    "--via", type=click.Choice(["collection", "ankiconnect"]), default="collection", show_default=True,
+    help="Open the collection (Anki closed), or talk to a running Anki through AnkiConnect.",
+)  # fmt: skip
+url_option = click.option("--url", default="http://127.0.0.1:8765", show_default=True, help="AnkiConnect's address.")
+
+
+@main.command("push")
+@dist_option
+@profile_option
+@collection_option
+@via_option
+@url_option
+@click.option("--force", is_flag=True, help="Also overwrite notes edited in Anki since the build.")
+@click.option("--prune", is_flag=True, help="Delete retired notes (after a confirmation).")
+@click.argument("topics", nargs=-1)
+def push_command(
+    dist_dir: Path, profile: str | None, collection_path: Path | None, via: str, url: str, force: bool, prune: bool,
+    topics: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Import the built decks (all-topics.apkg, or TOPICS' decks) into your Anki with Anki's own importer."""
+    from generator.anki_push import PushError, open_target, push
+
+    full = dist_dir / "all-topics.apkg"
+    packages = [dist_dir / f"{t}.apkg" for t in topics] or [full]
+    for package in packages:
+        if not package.is_file():
+            raise click.ClickException(f"no {package}: run 'decks build' first")
+
+    def confirm(ids: list[str]) -> bool:
+        return click.confirm(f"delete {len(ids)} retired notes and their review history from Anki?", default=False)
+
+    try:
+        target = open_target(via, url, profile, collection_path, backup=True)
+        try:
+            for package in packages:
+                report = push(target, package, full, force=force, prune=prune, confirm_prune=confirm)
+                if report.backup is not None:
+                    click.echo(f"backed up the collection to {report.backup}")
+                for line in report.lines():
+                    click.echo(line)
+                click.echo(f"{package.name}: {report.summary()}")
+        finally:
+            target.close()
+    except PushError as problem:
+        raise click.ClickException(str(problem)) from None
+
+
+@main.command("diff")
+@content_option
+@dist_option
+@click.option("--anki", "against_anki", is_flag=True, required=True, help="Compare with the notes in your Anki.")
+@profile_option
+@collection_option
+@via_option
+@url_option
+def diff_command(
+    content_dir: Path, dist_dir: Path, against_anki: bool, profile: str | None, collection_path: Path | None, via: str,
+    url: str,
+) -> None:  # fmt: skip
+    """Show, per card file, how the text of its note in Anki differs from the build (matched by the Id field)."""
+    from generator.anki_push import PushError, anki_differences, open_target
+    from generator.ledger import read_manifest
+    from generator.notetype import note_types
+
+    names = {nt.model_id: nt.fields for nt in note_types().values()}
+    manifest, _ = read_manifest(dist_dir / "manifest.json")
+    paths = {c.id: c.path for c in manifest.cards} if manifest is not None else {}
+    try:
+        target = open_target(via, url, profile, collection_path, backup=False)
+        try:
+            found = anki_differences(target, dist_dir / "all-topics.apkg", lambda mid: names.get(mid, ()))
+        finally:
+            target.close()
+    except PushError as problem:
+        raise click.ClickException(str(problem)) from None
+    for item in found:
+        source = content_dir / paths[item.card_id] if item.card_id in paths else f"(no source for {item.card_id})"
+        click.echo(f"{source}: field {item.field} differs in Anki")
+        click.echo(item.diff)
+    click.echo(f"{len({i.card_id for i in found})} cards differ in Anki")
+
+
+@main.command("import")
+@content_option
+@click.argument("package", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--topic", required=True, help="Topic folder to write the cards into (created if missing).")
+def import_command(content_dir: Path, package: Path, topic: str) -> None:
+    """Turn an existing deck (basic, reversed and cloze notes) into Markdown cards that keep their GUIDs."""
+    from generator.anki_import import import_deck
+    from generator.anki_push import PushError
+
+    try:
+        result = import_deck(package, content_dir, topic)
+    except PushError as problem:
+        raise click.ClickException(str(problem)) from None
+    for skipped in result.skipped:
+        click.echo(f"not imported (other note type) {skipped}", err=True)
+    click.echo(
+        f"wrote {len(result.written)} cards and {len(result.media)} images to {content_dir / topic}: "
+        f"review them, then 'decks check {content_dir / topic}'"
+    )
+
+
 @main.command("preview")
 @content_option
 @click.option(

@@ -10,6 +10,7 @@ from pygments.lexers import get_all_lexers, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from generator.diagnostics import Diagnostic, Location, error
+from generator.ids import imported_guid_id
 from generator.model import CARD_TYPES, Card, CardType
 from generator.parse import Entry, ParsedFile
 from generator.scan import (
@@ -33,7 +34,7 @@ TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")
 SOURCE = re.compile(r"^([\w.-]+#[\w-]+|[a-z0-9]+(-[a-z0-9]+)*)$")
 CLOZE = re.compile(r"\{\{c(\d+)::")
 FRONT_END = "%"
-KNOWN_KEYS = ("id", "tags", "source", "type", "previous_ids")
+KNOWN_KEYS = ("id", "tags", "source", "type", "previous_ids", "guid")
 MAX_ID_LENGTH = 80
 # What `decks new` writes: a card still holding it must not ship.
 PLACEHOLDER_QUESTION = "Your question?"
@@ -86,6 +87,12 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
     previous_ids = _check_list(meta.get("previous_ids"), "previous_ids", CARD_ID, "a card id", problems)
     if card_id is not None and card_id in previous_ids:
         problems.append(error(meta["previous_ids"].location, "a card's previous_ids cannot hold its own id"))
+    guid = meta.get("guid")  # an imported note's own GUID: its lineage starts there (see generator.ids)
+    if guid is not None:
+        if not isinstance(guid.value, str) or not guid.value.strip() or not guid.value.isprintable():
+            problems.append(error(guid.location, "invalid guid", "keep the GUID 'decks import' wrote, quoted"))
+        else:
+            previous_ids = (imported_guid_id(guid.value), *previous_ids)
 
     split = _split_body(parsed, card_type or "basic", problems)
     if card_id is None or card_type is None or split is None or problems:
