@@ -15,6 +15,8 @@ from pathlib import Path
 import markdown
 from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
+from markdown.treeprocessors import InlineProcessor
+from markdown.util import AtomicString
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
@@ -32,6 +34,27 @@ CLOZE_OPEN = re.compile(r"\{\{c\d+::")
 EXTERNAL_SRC = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 IMAGE_TYPES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
 HTML_MARKS = ("<", "](", "]:")  # raw HTML, inline links, reference links
+# A line that Markdown can only wrap in <p> and that the sanitiser leaves alone: a letter first (no block
+# starts with one), words split by single spaces, no character any inline pattern, entity, math or cloze uses.
+PLAIN_LINE = re.compile(r"[A-Za-z][A-Za-z0-9,.?'()/;:%=+-]*(?: [A-Za-z0-9,.?'()/;:%=+-]+)*")
+# What each of Python-Markdown's inline patterns (markdown==3.11.3) needs in the text to match at all:
+# a pattern whose regex cannot match is skipped, exactly as if it had been tried and failed.
+INLINE_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "backtick": ("`",),
+    "escape": ("\\",),
+    "reference": ("[",),
+    "link": ("[",),
+    "image_link": ("![",),
+    "image_reference": ("![",),
+    "short_reference": ("[",),
+    "short_image_ref": ("![",),
+    "autolink": ("<",),
+    "automail": ("<",),
+    "linebreak": ("  \n",),
+    "html": ("<",),
+    "entity": ("&",),
+    "em_strong": ("*", "_"),
+}
 CLOZE_HINT = "write each deletion as {{c1::text}}, closed, and not inside another deletion"
 SANITISER_HINT = "see 'HTML in cards' in content/README.md for what a card may contain"
 
@@ -83,6 +106,8 @@ def render_markdown(
     `segments` is the scanner's reading of `text` (a card's side): rendering uses it instead of
     reading the text again.
     """
+    if PLAIN_LINE.fullmatch(text):
+        return f"<p>{text}</p>", (), []  # what the whole pipeline makes of it, without the pipeline
     images = _ImageCollector(path, text, first_line)
     md, cutout = _markdown()
     md.reset()
@@ -184,7 +209,42 @@ def _markdown() -> tuple[markdown.Markdown, _CutOutPreprocessor]:
     """One Markdown converter per process, reset before each card (building one costs more than a card)."""
     cutout = _CutOutPreprocessor()
     md = markdown.Markdown(extensions=["tables", "sane_lists", _CardExtension(cutout)], output_format="html")
+    md.treeprocessors.register(_TriggeredInlineProcessor(md), "inline", 20)
     return md, cutout
+
+
+class _TriggeredInlineProcessor(InlineProcessor):
+    """Markdown's inline processor, with its patterns in a plain list and each skipped when it cannot match.
+
+    The stock loop asks the pattern registry for every pattern of every text node and runs
+    every regex; most text holds none of the characters most patterns start with.
+    """
+
+    def __init__(self, md: markdown.Markdown) -> None:
+        super().__init__(md)
+        registry = md.inlinePatterns
+        self.patterns = list(registry)
+        # Names in the registry's (sorted) order; a pattern we do not know is always tried.
+        names = [item.name for item in registry._priority]
+        self.triggers = [INLINE_TRIGGERS.get(name) for name in names]
+
+    def _InlineProcessor__handleInline(self, data: str, index: int = 0) -> str:  # noqa: N802
+        # The stock loop (markdown/treeprocessors.py), plus the skip: its name is mangled, so this replaces it.
+        if not isinstance(data, AtomicString):
+            apply = self._InlineProcessor__applyPattern
+            patterns, triggers = self.patterns, self.triggers
+            start = 0
+            count = len(patterns)
+            while index < count:
+                needles = triggers[index]
+                if needles is not None and not any(needle in data for needle in needles):
+                    index += 1
+                    start = 0  # what a failed match returns
+                    continue
+                data, matched, start = apply(patterns[index], data, index, start)
+                if not matched:
+                    index += 1
+        return data
 
 
 class _ImageCollector:
