@@ -113,6 +113,8 @@ def field_tex_problems(html: str) -> list[str]:
     inline elements, which MathJax does not do. So the check sees a superset
     of what MathJax would: it may refuse, never miss. Linear in the field.
     """
+    if "\\" not in html and "&" not in html:
+        return []  # a backslash in the text is written as one or as a character reference: no formula
     text = _TypesetText.of(html)
     if "\\" not in text:
         return []
