@@ -3,7 +3,13 @@
 They give warnings, never errors (`--strict` makes them fatal): a code line
 wider than a phone screen, a cloze whose answer is printed elsewhere on the
 same side, a list or table that Markdown runs into the paragraph above it,
-an answer too long to recall.
+an answer too long to recall, and content too wide for a phone.
+
+Phone widths are estimated from characters, without a browser, against the
+narrowest phone the decks are laid out for (360 px): the note type's CSS lets
+code, tables and display formulas scroll inside their own box, so a wide one
+is readable but costly; inline math cannot wrap, and a question side should
+never need scrolling at all.
 """
 
 from __future__ import annotations
@@ -17,6 +23,19 @@ from generator.model import Card
 from generator.scan import Fence, Math, Prose, Segment
 
 MAX_CODE_LINE = 80  # characters; wider lines scroll sideways on a phone
+# Code on the question side must be read whole before answering: a line fits a
+# 400 px screen at the note type's phone code size (0.8em of 19 px, 9.15 px a character).
+MAX_QUESTION_CODE_LINE = 38
+# The text column of a 360 px phone: the screen minus the card's 0.6em padding each side.
+PHONE_TEXT_PX = 337.0
+# A table or display formula may scroll in its own box by at most this share of the
+# column: past it, more than half of the content is out of sight at any moment.
+MAX_BOX_SCROLL = 1.0
+BOX_CUE_PX = 22.8  # the right padding a scroll box keeps for its fade (1.2em)
+PROSE_CHAR_PX = 10.0  # an average character of the 19 px sans-serif text, bold or not
+CODE_CHAR_PX = 10.1  # a character of inline code (0.88em monospace)
+CELL_PADDING_PX = 23.8  # 0.6em each side, plus a border
+MATH_CHAR_PX = 12.0  # an average symbol of MathJax at 19 px, operator spacing included (fitted on the cards)
 MAX_BACK_WORDS = 150  # words of prose and formulas, code excluded
 TAB_WIDTH = 8  # how browsers show a tab in <pre>
 HEADING_PREFIX = 2  # the '# ' cut off the question line of `Card.front`
@@ -41,9 +60,17 @@ def reader_checks(
 ) -> list[Diagnostic]:
     """Warnings about how `card` will read; a pure function of the card."""
     problems: list[Diagnostic] = []
-    for side, segments in zip(_sides(card), (card.front_segments, card.back_segments), strict=False):
-        problems.extend(_long_code_lines(segments, max_code_line))
+    for number, (side, segments) in enumerate(
+        zip(_sides(card), (card.front_segments, card.back_segments), strict=False)
+    ):
+        question = number == 0
+        if question:
+            problems.extend(_long_code_lines(segments, min(max_code_line, MAX_QUESTION_CODE_LINE), question=True))
+        else:
+            problems.extend(_long_code_lines(segments, max_code_line))
         problems.extend(_run_on_blocks(card, side, segments))
+        problems.extend(_wide_math(segments, question=question))
+        problems.extend(_wide_tables(card, side, segments, question=question))
     if card.type == "cloze":
         problems.extend(_giveaway_deletions(card))
     words = answer_words(card)
@@ -76,7 +103,7 @@ def _sides(card: Card) -> list[_Side]:
     return sides
 
 
-def _long_code_lines(segments: tuple[Segment, ...], limit: int) -> list[Diagnostic]:
+def _long_code_lines(segments: tuple[Segment, ...], limit: int, *, question: bool = False) -> list[Diagnostic]:
     problems = []
     for segment in segments:
         if not isinstance(segment, Fence):
@@ -88,11 +115,162 @@ def _long_code_lines(segments: tuple[Segment, ...], limit: int) -> list[Diagnost
                 problems.append(
                     warning(
                         Location(location.path, location.line + 1 + offset, len(segment.indent) + limit + 1),
-                        f"code line is {width} characters long (over {limit})",
+                        f"code line is {width} characters long (over {limit}"
+                        + (", the question side's phone budget)" if question else ")"),
                         f"break it within {limit} characters (inside brackets, or with a shorter name); "
-                        "wider lines scroll sideways on a phone",
+                        + (
+                            "the question must be read whole on a phone without scrolling"
+                            if question
+                            else "wider lines scroll sideways on a phone"
+                        ),
                     )
                 )
+    return problems
+
+
+def tex_width(tex: str) -> float:
+    """Estimated width in px of a formula: its widest line, in symbols after dropping TeX markup."""
+    return max(_tex_line_width(line) for line in re.split(r"\\\\(?:\[[^\]]*\])?", tex))
+
+
+# Commands that draw nothing or only size, place or style what follows.
+_INVISIBLE = re.compile(
+    r"\\(?:left|right|middle|big|Big|bigg|Bigg)[lr]?\b|\\(?:begin|end)\{[^}]*\}(?:\{[^}]*\})?"
+    r"|\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathrm|mathbf|mathit|mathcal|mathbb|boldsymbol"
+    r"|operatorname|text|textbf|textit|texttt|mathsf|hat|bar|tilde|vec|dot|ddot|overline|underline|sqrt)\b"
+    r"|\\[,;:! ]|\\q?quad\b|[{}&]"
+)
+_SCRIPT = re.compile(r"[_^](?:\{([^{}]*)\}|(\\[A-Za-z]+|.))")
+_FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_COMMAND = re.compile(r"\\([A-Za-z]+)")
+_NAMED_FUNCTIONS = frozenset(
+    "log ln exp sin cos tan tanh sigma max min arg argmax argmin lim sup inf det softmax".split()
+)
+_SPACED = re.compile(r"[=<>+\-]|\\(?:cdot|times|approx|leq|geq|neq|to|in|sim|pm|odot|otimes)\b")
+
+
+def _tex_line_width(tex: str) -> float:
+    # A fraction is as wide as its wider part; scripts are set smaller.
+    while (match := _FRACTION.search(tex)) is not None:
+        wider = max(match.group(1), match.group(2), key=lambda part: _tex_line_width(part))
+        tex = tex[: match.start()] + "{" + wider + "}" + tex[match.end() :]
+    script = 0.0
+    for match in _SCRIPT.finditer(tex):
+        script += 0.7 * _tex_line_width(match.group(1) or match.group(2) or "")
+    tex = _SCRIPT.sub("", tex)
+    spacing = len(_SPACED.findall(tex)) * 0.4  # the space MathJax puts around relations and operators
+    tex = _INVISIBLE.sub("", tex)
+    tex = _COMMAND.sub(lambda m: m.group(1) if m.group(1) in _NAMED_FUNCTIONS else "x", tex)
+    symbols = len(re.sub(r"\s+", "", tex))
+    return (symbols + spacing) * MATH_CHAR_PX + script
+
+
+def _wide_math(segments: tuple[Segment, ...], *, question: bool) -> list[Diagnostic]:
+    """Inline math never wraps; display math scrolls in its box, but not far, and never on a question."""
+    problems = []
+    box_limit = (PHONE_TEXT_PX - BOX_CUE_PX) * (1 + MAX_BOX_SCROLL)
+    for segment in segments:
+        if not isinstance(segment, Math):
+            continue
+        width = tex_width(segment.tex)
+        if not segment.display and width > PHONE_TEXT_PX:
+            problems.append(
+                warning(
+                    segment.location,
+                    f"inline formula is about {width:.0f} px wide, wider than a phone's {PHONE_TEXT_PX:.0f} px line",
+                    "inline math cannot wrap: make it display math ($$…$$), or split it at its = signs",
+                )
+            )
+        elif segment.display and question and width > PHONE_TEXT_PX - BOX_CUE_PX:
+            problems.append(
+                warning(
+                    segment.location,
+                    f"display formula on the question side is about {width:.0f} px wide; "
+                    f"a phone shows {PHONE_TEXT_PX - BOX_CUE_PX:.0f} px",
+                    "a question must be read whole without scrolling: break it into lines (aligned, \\\\) "
+                    "or shorten it",
+                )
+            )
+        elif segment.display and width > box_limit:
+            problems.append(
+                warning(
+                    segment.location,
+                    f"display formula is about {width:.0f} px wide; it scrolls over "
+                    f"{MAX_BOX_SCROLL:.0%} past a phone's {PHONE_TEXT_PX - BOX_CUE_PX:.0f} px",
+                    "break it into lines (aligned with \\\\), put labels in the text rather than \\text "
+                    "beside the equations, or move a worked sum into its own formula",
+                )
+            )
+    return problems
+
+
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_CELL_TOKEN = re.compile(r"`[^`]*`|\$[^$]*\$|\S+")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def table_width(rows: list[str]) -> float:
+    """The narrowest width in px a Markdown table can take: per column, its longest unbreakable piece."""
+    widest: dict[int, float] = {}
+    for row in rows:
+        cells = _CELL_SPLIT.split(_protect_code_pipes(row.strip()).strip("|"))
+        if all(re.fullmatch(r"\s*:?-+:?\s*", cell) for cell in cells):
+            continue  # the delimiter row
+        for column, cell in enumerate(cells):
+            widest[column] = max(widest.get(column, 0.0), _longest_piece(_LINK.sub(r"\1", cell)))
+    return sum(widest.values()) + CELL_PADDING_PX * len(widest)
+
+
+def _protect_code_pipes(row: str) -> str:
+    """A `|` inside a code span does not split cells in Python-Markdown either way; keep it whole."""
+    return re.sub(r"`[^`]*`", lambda m: m.group(0).replace("|", "/"), row)
+
+
+def _longest_piece(cell: str) -> float:
+    widest = 0.0
+    for token in _CELL_TOKEN.findall(cell.replace("**", "").replace("\\|", "|")):
+        if token.startswith("`"):
+            # Inline code wraps at its spaces like prose.
+            width = max((len(word) for word in token.strip("`").split()), default=0) * CODE_CHAR_PX
+        elif token.startswith("$"):
+            width = tex_width(token.strip("$"))
+        else:
+            width = len(token) * PROSE_CHAR_PX
+        widest = max(widest, width)
+    return widest
+
+
+def _wide_tables(card: Card, side: _Side, segments: tuple[Segment, ...], *, question: bool) -> list[Diagnostic]:
+    lines = side.text.split("\n")
+    skipped = _code_and_math_lines(lines, side.first_line, segments)
+    problems = []
+    index = 0
+    while index < len(lines):
+        if index in skipped.code or not TABLE_ROW.match(lines[index]):
+            index += 1
+            continue
+        start = index
+        while index < len(lines) and index not in skipped.code and TABLE_ROW.match(lines[index]):
+            index += 1
+        width = table_width(lines[start:index])
+        column = PHONE_TEXT_PX - BOX_CUE_PX
+        limit = column if question else column * (1 + MAX_BOX_SCROLL)
+        if width > limit:
+            location = Location(card.path, side.first_line + start, 1)
+            if question:
+                message = f"table on the question side needs about {width:.0f} px; a phone shows {column:.0f} px"
+            else:
+                message = (
+                    f"table needs about {width:.0f} px; it scrolls over {MAX_BOX_SCROLL:.0%} past "
+                    f"a phone's {column:.0f} px"
+                )
+            problems.append(
+                warning(
+                    location,
+                    message,
+                    "split it into two tables or a list, drop a column, or shorten its longest words and code",
+                )
+            )
     return problems
 
 
@@ -157,7 +335,7 @@ def _giveaway_deletions(card: Card) -> list[Diagnostic]:
         if not hidden or (cloze.ordinal, hidden) in reported:
             continue
         visible = _question_side_text(nodes, cloze.ordinal)
-        if re.search(rf"(?<!\w){re.escape(hidden)}(?!\w)", visible):
+        if re.search(rf"(?<!\w){re.escape(hidden)}(?!\w)", visible) or _math_inside(hidden, visible):
             reported.add((cloze.ordinal, hidden))
             problems.append(
                 warning(
@@ -167,6 +345,19 @@ def _giveaway_deletions(card: Card) -> list[Diagnostic]:
                 )
             )
     return problems
+
+
+def _math_inside(hidden: str, visible: str) -> bool:
+    """A hidden formula shown as part of a longer one (`h(f+h+1)` inside `4h(f+h+1)`) gives itself away too."""
+    if "$" not in hidden and "\\(" not in hidden:
+        return False
+    tex = _bare_tex(hidden)
+    return len(tex) >= 4 and tex in _bare_tex(visible)
+
+
+def _bare_tex(text: str) -> str:
+    """Formula text without delimiters, spacing commands or spaces, for comparing what a reader sees."""
+    return re.sub(r"\$|\\[()\[\],;:! ]|\s+", "", text)
 
 
 def _question_side_text(nodes: list[str | Cloze], active: int) -> str:
