@@ -7,6 +7,7 @@ into a boolean, an octal number or a date. Duplicate keys are errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from generator.diagnostics import Diagnostic, Location, error
 FRONT_MATTER_FENCE = "---"
 # libyaml composes the same nodes, with the same positions, at a fraction of the cost.
 YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The usual front matter, `key: word` or `key: [word, word]` per line, read without composing YAML.
+# A word here is a plain scalar that YAML keeps as written: no indicator first, no space, comma,
+# bracket, colon or quote. Anything else goes to the YAML loader, with its errors.
+_WORD = r"[A-Za-z0-9_][A-Za-z0-9_.#/+-]*"
+_SIMPLE_LINE = re.compile(rf"([A-Za-z_][A-Za-z0-9_]*): (?:({_WORD})|\[((?:{_WORD}(?:, {_WORD})*)?)\])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,10 @@ def read_yaml_mapping(path: Path, text: str, first_line: int = 1) -> tuple[dict[
     point into the file rather than into the YAML block.
     """
 
+    simple = _simple_mapping(path, text, first_line)
+    if simple is not None:
+        return simple, []
+
     def locate(mark: yaml.Mark | None) -> Location:
         if mark is None:
             return Location(path, first_line, 1)
@@ -134,6 +144,19 @@ def read_yaml_mapping(path: Path, text: str, first_line: int = 1) -> tuple[dict[
             continue
         entries[key] = Entry(value, locate(value_node.start_mark))
     return entries, diagnostics
+
+
+def _simple_mapping(path: Path, text: str, first_line: int) -> dict[str, Entry] | None:
+    """The entries of front matter in the usual shape, as the YAML reading gives them; None for any other."""
+    entries: dict[str, Entry] = {}
+    for offset, line in enumerate(text.split("\n")):
+        match = _SIMPLE_LINE.fullmatch(line)
+        if match is None or match[1] in entries:
+            return None  # duplicate keys, comments, quotes, blank lines: the loader and its messages
+        key, scalar, items = match.groups()
+        value: str | tuple[str, ...] = scalar if scalar is not None else tuple(items.split(", ") if items else ())
+        entries[key] = Entry(value, Location(path, first_line + offset, len(key) + 3))
+    return entries
 
 
 def _plain_value(node: yaml.Node) -> str | tuple[str, ...] | None:
