@@ -276,17 +276,21 @@ def build(
     racy_after = time.time_ns() - RACY_MARGIN_NS
     fingerprint = _fingerprint(tree, options, racy_after) if tree is not None else None
     previous = _previous_manifest(dist_dir)
-    result = compile_release(
-        content_dir, previous, now, ledger=_ledger(dist_dir), previous_changelog=_read_text(dist_dir / CHANGELOG_FILE),
-        options=options, release=release,
-    )  # fmt: skip
-    owned = {d.file for d in previous.decks} | set(RELEASE_FILES)
     try:
-        publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
-    except PublishError as failure:
-        raise BuildFailed((error(Location(dist_dir), str(failure), "check free space and permissions"),)) from None
-    if stamp_name is not None and fingerprint is not None and options.cache is not None:
-        options.cache.save_stamp(stamp_name, _stamp(fingerprint, racy_after, result))
+        result = compile_release(
+            content_dir, previous, now, ledger=_ledger(dist_dir),
+            previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options, release=release,
+        )  # fmt: skip
+        owned = {d.file for d in previous.decks} | set(RELEASE_FILES)
+        try:
+            publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
+        except PublishError as failure:
+            raise BuildFailed((error(Location(dist_dir), str(failure), "check free space and permissions"),)) from None
+        if stamp_name is not None and fingerprint is not None and options.cache is not None:
+            options.cache.save_stamp(stamp_name, _stamp(fingerprint, racy_after, result))
+    finally:
+        if options.cache is not None:
+            options.cache.flush()  # packages and the stamp, in one transaction
     return result
 
 
@@ -345,6 +349,8 @@ def check(
         content_dir, previous, now, ledger=_ledger(dist_dir), previous_changelog=_read_text(dist_dir / CHANGELOG_FILE),
         options=options, package=package,
     )  # fmt: skip
+    if options.cache is not None:
+        options.cache.flush()
     differences = []
     for name, data in sorted(result.files.items()):
         target = dist_dir / name

@@ -4,10 +4,10 @@ The key hashes everything a card's compilation depends on: its path, topic
 and text, every source file of the generator package and the versions of the
 libraries that render (Markdown, Pygments, the sanitiser, the YAML loader).
 Images are read from disk, so an entry also records each image's size and
-mtime and is used only while they still match. Entries are written
-atomically, so two builds can share a cache; an unreadable entry is a miss,
-never an error. Cards with errors are not cached: what they point at may
-appear later.
+mtime and is used only while they still match. Everything lives in one
+SQLite database, written in one transaction per build, so two builds can
+share a cache; an unreadable entry is a miss, never an error. Cards with
+errors are not cached: what they point at may appear later.
 
 A cache is derived, never trusted. It lives in the user's cache folder, not in
 the checkout (a pull request cannot add to it), and every entry, package and
@@ -19,11 +19,13 @@ still runs the field gate on everything a cache returns (see
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import sqlite3
 import stat
 import sys
 from functools import cache
@@ -36,7 +38,11 @@ from generator.load import SourceFile
 from generator.model import Card, MediaFile, RenderedCard, media_name
 from generator.scan import scan
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+DATABASE_FILE = "cache.sqlite3"
+SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (kind TEXT, key TEXT, data BLOB, PRIMARY KEY (kind, key)) WITHOUT ROWID"
+CARDS, PACKAGES, STAMPS = "card", "package", "stamp"  # the kinds of value in the database
+LOCK_TIMEOUT_SECONDS = 60.0  # another build writing its transaction
 DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
 APP_NAME = "dl-interview-decks"
 MAC_BYTES = 32
@@ -172,10 +178,23 @@ def tree_fingerprint(tree: list[FileStatus], racy_after_ns: int) -> str | None:
 
 
 class RenderCache:
-    """Compiled cards on disk, one JSON file per card version."""
+    """Compiled cards, packages and up-to-date stamps in one SQLite database in the cache folder.
+
+    One file instead of one per card: a build reads what it needs by key and writes what it
+    made in one transaction (`flush`), with no thousands of small files to create and sync.
+    Every value is `sign`ed; a value this user's build did not sign is a miss. The database is
+    derived: one that cannot be opened or read is made afresh (or the build runs without it).
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._connection: sqlite3.Connection | None = None
+        self._broken = False
+        self._pending: dict[tuple[str, str], bytes] = {}
+
+    @property
+    def database(self) -> Path:
+        return self.folder / DATABASE_FILE
 
     def key(self, source: SourceFile) -> str:
         digest = hashlib.sha256(environment_key().encode())
@@ -184,66 +203,125 @@ class RenderCache:
         return digest.hexdigest()
 
     def get(self, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
-        key = self.key(source)
+        data = self._read(CARDS, self.key(source))
+        if data is None:
+            return None  # missing, or not written by this user's build
         try:
-            # Plain strings and open(): path objects cost more than the read itself here.
-            with open(os.path.join(self.folder, key[:2], key + ".json"), "rb") as handle:
-                data = verified(handle.read())
-            if data is None:
-                return None  # not written by this user's build
             entry = json.loads(data)
             if entry["card"]["path"] != str(source.path):
                 return None
             return _decode(entry, source.path)
         except (OSError, ValueError, KeyError, TypeError, IndexError):
-            return None  # missing, corrupt or stale: compile again
+            return None  # corrupt or stale: compile again
 
     def put(self, source: SourceFile, card: RenderedCard | None, diagnostics: tuple[Diagnostic, ...]) -> None:
-        if card is None or any(d.severity == "error" for d in diagnostics):
-            return
-        data = json.dumps(_encode(card, diagnostics), separators=(",", ":")).encode()
-        _write_atomic(self._path(self.key(source)), sign(data))
+        entry = encode_entry(card, diagnostics)
+        if entry is not None:
+            self.put_encoded(source, entry)
+
+    def put_encoded(self, source: SourceFile, entry: bytes) -> None:
+        """Keep an entry made by `encode_entry` (in a worker process, say) until `flush`."""
+        self._pending[(CARDS, self.key(source))] = entry
 
     def load_stamp(self, name: str) -> dict[str, Any] | None:
         """What the last successful build into a dist/ recorded (see `generator.build`)."""
+        signed = self._read(STAMPS, name)
         try:
-            signed = verified((self.folder / "stamps" / f"{name}.json").read_bytes())
             data = json.loads(signed) if signed is not None else None
-        except (OSError, ValueError):
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
 
     def save_stamp(self, name: str, data: dict[str, Any]) -> None:
-        _write_atomic(self.folder / "stamps" / f"{name}.json", sign(json.dumps(data).encode()))
+        self._pending[(STAMPS, name)] = sign(json.dumps(data).encode())
 
     def get_package(self, key: str) -> bytes | None:
         """A package made before from the same inputs; its trailing MAC proves this user's build made it whole."""
-        try:
-            return verified((self.folder / "packages" / f"{key}.apkg").read_bytes())
-        except OSError:
-            return None
+        return self._read(PACKAGES, key)
 
     def put_package(self, key: str, data: bytes) -> None:
-        _write_atomic(self.folder / "packages" / f"{key}.apkg", sign(data))
+        self._pending[(PACKAGES, key)] = sign(data)
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
+    def flush(self) -> None:
+        """Write everything kept since the last flush in one transaction (a failure only costs time)."""
+        if not self._pending:
+            return
+        rows = [(kind, key, data) for (kind, key), data in self._pending.items()]
+        self._pending.clear()
+        for _attempt in range(2):  # once more into a fresh database if this one turned out corrupt
+            connection = self._open()
+            if connection is None:
+                return
+            try:
+                with connection:
+                    connection.executemany("INSERT OR REPLACE INTO blobs (kind, key, data) VALUES (?, ?, ?)", rows)
+                return
+            except sqlite3.Error as failure:
+                self._recover(failure)
 
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write so that a reader (another build) sees the old entry or the new one, never half."""
-    temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
-    try:
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker process gets the folder only: a database connection must never cross a fork.
+        return {"folder": self.folder}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.folder = state["folder"]
+        self._connection = None
+        self._broken = False
+        self._pending = {}
+
+    def _read(self, kind: str, key: str) -> bytes | None:
+        if (kind, key) in self._pending:
+            return verified(self._pending[(kind, key)])
+        connection = self._open()
+        if connection is None:
+            return None
         try:
-            handle = open(temp, "wb")
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(temp, "wb")
-        with handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except OSError:
-        return  # a cache that cannot be written only costs time
+            row = connection.execute("SELECT data FROM blobs WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        except sqlite3.Error as failure:
+            self._recover(failure)
+            return None
+        return verified(row[0]) if row is not None and isinstance(row[0], bytes) else None
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self._connection is not None or self._broken:
+            return self._connection
+        for attempt in range(2):
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(self.database, timeout=LOCK_TIMEOUT_SECONDS)
+                connection.execute(SCHEMA)
+                connection.execute("SELECT count(*) FROM blobs WHERE kind = ''").fetchone()
+            except (sqlite3.Error, OSError):
+                if attempt == 0:
+                    self._discard()  # unreadable (a truncated file, say): derived data, so start afresh
+                continue
+            self._connection = connection
+            return connection
+        self._broken = True
+        return None
+
+    def _recover(self, failure: sqlite3.Error) -> None:
+        """After a failed read or write: close; a corrupt file (not merely a busy one) is removed."""
+        self.close()
+        if not isinstance(failure, sqlite3.OperationalError):
+            self._discard()
+
+    def _discard(self) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.database}{suffix}")
+
+
+def encode_entry(card: RenderedCard | None, diagnostics: tuple[Diagnostic, ...]) -> bytes | None:
+    """A compiled card as a signed cache entry; None for a card with errors (never cached)."""
+    if card is None or any(d.severity == "error" for d in diagnostics):
+        return None
+    return sign(json.dumps(_encode(card, diagnostics), separators=(",", ":")).encode())
 
 
 def _encode(rendered: RenderedCard, diagnostics: tuple[Diagnostic, ...]) -> dict[str, Any]:

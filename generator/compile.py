@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
-from generator.cache import RenderCache
+from generator.cache import RenderCache, encode_entry
 from generator.checks import reader_checks
 from generator.diagnostics import Diagnostic, Location, error, warning
 from generator.load import Content, SourceFile, load_content
@@ -142,10 +142,14 @@ def compile_cards(
         else:
             results[source.path] = hit
     total = len(content.files)
-    for source, result in zip(misses, _compile_all(misses, jobs, cache), strict=True):
+    for source, (result, entry) in zip(misses, _compile_all(misses, jobs, cache is not None), strict=True):
         results[source.path] = result
+        if cache is not None and entry is not None:
+            cache.put_encoded(source, entry)
         if progress is not None:
             progress(len(results), total)
+    if cache is not None:
+        cache.flush()  # every new entry in one transaction
     if progress is not None:
         progress(total, total)
     rendered: list[RenderedCard] = []
@@ -172,10 +176,11 @@ def field_gate(rendered: RenderedCard) -> list[Diagnostic]:
     return problems
 
 
-def _compile_all(
-    sources: list[SourceFile], jobs: int, cache: RenderCache | None
-) -> Iterable[tuple[RenderedCard | None, tuple[Diagnostic, ...]]]:
-    work = compile_card if cache is None else functools.partial(_compile_and_store, cache)
+Result = tuple[RenderedCard | None, tuple[Diagnostic, ...]]
+
+
+def _compile_all(sources: list[SourceFile], jobs: int, encode: bool) -> Iterable[tuple[Result, bytes | None]]:
+    work = functools.partial(_compile_and_encode, encode)
     if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
         yield from map(work, sources)
         return
@@ -186,11 +191,10 @@ def _compile_all(
         yield from pool.map(work, sources, chunksize=chunk)
 
 
-def _compile_and_store(cache: RenderCache, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
-    """Compile a card and store it in the cache, in the worker: the writes run in parallel too."""
+def _compile_and_encode(encode: bool, source: SourceFile) -> tuple[Result, bytes | None]:
+    """Compile a card and make its cache entry, in the worker: encoding and signing run in parallel too."""
     result = compile_card(source)
-    cache.put(source, *result)
-    return result
+    return result, encode_entry(*result) if encode else None
 
 
 def _die_with_parent() -> None:

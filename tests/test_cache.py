@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,9 +84,10 @@ def replace_image(content: Path) -> None:
 
 def corrupt_cache(_content: Path) -> None:
     folder = Path(_content).parent / "cache"
-    for entry in folder.rglob("*"):
-        if entry.is_file():
-            entry.write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])
+    files = [entry for entry in folder.rglob("*") if entry.is_file()]
+    assert files
+    for entry in files:
+        entry.write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])
 
 
 @pytest.mark.parametrize(
@@ -196,21 +199,30 @@ def test_an_unchanged_build_still_reports_its_warnings(content: Path, sample_car
 # --- a cache is derived, never trusted ------------------------------------------------------------
 
 
-def _reseal(folder: Path, edit: Callable[[bytes], bytes], key: bytes) -> int:
-    """Rewrite every cache file: its data edited, then signed with another `key`."""
+def _rows(cache: RenderCache, kind: str | None = None) -> list[tuple[str, str, bytes]]:
+    with contextlib.closing(sqlite3.connect(cache.database)) as connection:
+        rows = connection.execute("SELECT kind, key, data FROM blobs").fetchall()
+    return [row for row in rows if kind is None or row[0] == kind]
+
+
+def _rewrite(cache: RenderCache, rows: list[tuple[str, str, bytes]]) -> None:
+    with contextlib.closing(sqlite3.connect(cache.database)) as connection, connection:
+        connection.executemany("UPDATE blobs SET data = ? WHERE kind = ? AND key = ?", [(d, k, n) for k, n, d in rows])
+
+
+def _reseal(cache: RenderCache, edit: Callable[[bytes], bytes], key: bytes) -> dict[str, int]:
+    """Rewrite every value in the cache: its data edited, then signed with another `key`."""
     import hashlib
     import hmac
 
-    count = 0
-    for path in folder.rglob("*"):
-        if not path.is_file():
-            continue
-        data = cache_module.verified(path.read_bytes())
-        assert data is not None, path
+    rewritten = []
+    for kind, name, stored in _rows(cache):
+        data = cache_module.verified(stored)
+        assert data is not None, (kind, name)
         new = edit(data)
-        path.write_bytes(new + hmac.new(key, new, hashlib.sha256).digest())
-        count += 1
-    return count
+        rewritten.append((kind, name, new + hmac.new(key, new, hashlib.sha256).digest()))
+    _rewrite(cache, rewritten)
+    return {kind: sum(1 for row in rewritten if row[0] == kind) for kind in {row[0] for row in rewritten}}
 
 
 def test_entries_packages_and_stamps_another_key_signed_are_never_used(
@@ -224,8 +236,8 @@ def test_entries_packages_and_stamps_another_key_signed_are_never_used(
     assert build(content, dist, T0, options=Options(cache=cache)).up_to_date
 
     # What a pull request could plant: well-formed entries whose MAC it made with a key of its own.
-    planted = _reseal(cache.folder, lambda data: data.replace(b"sigmoid", b"PLANTED"), key=b"k" * 32)
-    assert planted >= 4
+    planted = _reseal(cache, lambda data: data.replace(b"sigmoid", b"PLANTED"), key=b"k" * 32)
+    assert planted["card"] >= 4 and planted["package"] >= 1 and planted["stamp"] == 1
     result = build(content, dist, T0, options=Options(cache=cache))
     assert not result.up_to_date
     assert result.cache_hits == 0
@@ -237,18 +249,18 @@ def test_a_cached_field_passes_the_field_gate_again(content: Path, sample_cards:
     cache = RenderCache(tmp_path / "cache")
     build(content, tmp_path / "first", T0, options=Options(cache=cache))
     # Even an entry signed with this user's key (say, written by an older, buggier renderer) is checked.
-    entries = list(cache.folder.glob("??/*.json"))
+    entries = _rows(cache, "card")
     assert entries
-    for path in entries:
-        _reseal_file(path, lambda data: data.replace(b'"fields":["', b'"fields":["<script>alert(1)</script>', 1))
+    edited = []
+    for kind, name, stored in entries:
+        data = cache_module.verified(stored)
+        assert data is not None
+        edited.append(
+            (kind, name, cache_module.sign(data.replace(b'"fields":["', b'"fields":["<script>alert(1)</script>', 1)))
+        )
+    _rewrite(cache, edited)
     with pytest.raises(BuildFailed, match="HTML outside the policy"):
-        build(content, tmp_path / "second", T0, options=Options(cache=cache))
-
-
-def _reseal_file(path: Path, edit: Callable[[bytes], bytes]) -> None:
-    data = cache_module.verified(path.read_bytes())
-    assert data is not None
-    path.write_bytes(cache_module.sign(edit(data)))
+        build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
 
 
 def test_the_cache_key_covers_every_module_of_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
