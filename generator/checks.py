@@ -142,10 +142,9 @@ _INVISIBLE = re.compile(
 )
 _SCRIPT = re.compile(r"[_^](?:\{([^{}]*)\}|(\\[A-Za-z]+|.))")
 _FRACTION = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_WORDS = re.compile(r"\\(?:text|mathrm|operatorname|textrm|textit)\s*\{([^{}]*)\}")
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
-_NAMED_FUNCTIONS = frozenset(
-    "log ln exp sin cos tan tanh sigma max min arg argmax argmin lim sup inf det softmax".split()
-)
+_NAMED_FUNCTIONS = frozenset("log ln exp sin cos tan tanh max min arg argmax argmin lim sup inf det softmax".split())
 _SPACED = re.compile(r"[=<>+\-]|\\(?:cdot|times|approx|leq|geq|neq|to|in|sim|pm|odot|otimes)\b")
 
 
@@ -158,11 +157,14 @@ def _tex_line_width(tex: str) -> float:
     for match in _SCRIPT.finditer(tex):
         script += 0.7 * _tex_line_width(match.group(1) or match.group(2) or "")
     tex = _SCRIPT.sub("", tex)
+    # Upright words (\text, \mathrm) are set narrower than italic symbols with their spacing.
+    words = sum(len(match.group(1)) for match in _WORDS.finditer(tex)) * 0.75 * MATH_CHAR_PX
+    tex = _WORDS.sub("", tex)
     spacing = len(_SPACED.findall(tex)) * 0.4  # the space MathJax puts around relations and operators
     tex = _INVISIBLE.sub("", tex)
     tex = _COMMAND.sub(lambda m: m.group(1) if m.group(1) in _NAMED_FUNCTIONS else "x", tex)
     symbols = len(re.sub(r"\s+", "", tex))
-    return (symbols + spacing) * MATH_CHAR_PX + script
+    return (symbols + spacing) * MATH_CHAR_PX + script + words
 
 
 def _wide_math(segments: tuple[Segment, ...], *, question: bool) -> list[Diagnostic]:

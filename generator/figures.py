@@ -5,7 +5,8 @@ exits 1 naming each figure whose committed file differs from a fresh render. The
 imports this module: to it a figure is an ordinary image file next to the cards.
 
 Every figure is drawn for a card read on a phone (about 400 px wide) in light or night mode: a fixed
-width, an opaque white background, dark text, fonts large enough after scaling, and the
+width, an opaque white background, dark text, fonts of at least 12 px after scaling to a 412 px
+phone (night mode inverts the figure in the note type's CSS), and the
 colour-blind-safe Okabe-Ito colours, with line styles or labels so colour is never the only cue.
 """
 
@@ -37,7 +38,10 @@ from matplotlib.typing import RcKeyType
 
 WIDTH = 6.0  # inches; every figure has this width so that text scales the same on every card
 TEXT = 15.0  # points; at 400 px wide a 6-inch figure shows 15 pt as about 14 px
-SMALL = 13.0  # the smallest text in any figure: about 12 px at 400 px wide
+# A 412 px phone shows the 432-pt figure 389 px wide (the card's padding aside), 0.9 px a point:
+# 13.5 pt is the least that stays 12 px there.
+MIN_TEXT = 13.5
+SMALL = 14.0  # the smallest ordinary text: 12.6 px on that phone
 INK = "#1a1a1a"
 MUTED = "#595959"  # secondary lines and text, 7:1 on white
 LIGHT = "#c8c8c8"
@@ -189,7 +193,7 @@ def subscripted(ax: Axes, at: tuple[float, float], base: str, subscript: str, fo
         textcoords="offset points",
         ha="left",
         va="baseline",
-        fontsize=0.72 * fontsize,
+        fontsize=max(0.8 * fontsize, MIN_TEXT),  # small, yet legible on a phone
         annotation_clip=False,
     )
 

@@ -25,6 +25,7 @@ NIGHT_SELECTORS = (".nightMode", ".night_mode", ".night-mode")
 # are chosen for near-white backgrounds.
 LIGHT_CODE_BACKGROUND = "#ffffff"
 LIGHT_CODE_BORDER = "#8a8a8a"
+NIGHT_FIGURE_FILTER = "invert(0.88) hue-rotate(180deg)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +139,40 @@ _BASE_CSS = """\
 hr#answer { margin: 1em 0; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { border: 1px solid #8888; padding: 0.25em 0.6em; vertical-align: top; }
-img { max-width: 100%; height: auto; }
+img, svg, video { max-width: 100%; height: auto; }
+figure { margin: 0.6em 0; max-width: 100%; }
 code { font-family: "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 0.88em; }
 :not(pre) > code { background: #8882; border-radius: 3px; padding: 0.05em 0.3em; }
-.highlight { border-radius: 6px; margin: 0.6em 0; overflow-x: auto; }
-.highlight pre { margin: 0; padding: 0.6em 0.8em; line-height: 1.35; white-space: pre; text-align: left; }
+.highlight { border-radius: 6px; margin: 0.6em 0; overflow: hidden; }
+.highlight pre { margin: 0; padding: 0.6em 0.8em; line-height: 1.35; white-space: pre; text-align: left;
+  font-family: "JetBrains Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 0.88em; }
+/* On a phone nothing but its own box scrolls. Prose breaks a long word, URL or
+   inline code rather than widen the page; a table cell keeps its words whole
+   (its table scrolls instead of splitting `Conv2D` in two). */
+.card { overflow-wrap: break-word; }
+p code, li code, a { overflow-wrap: anywhere; }
+/* Code keeps its lines (indentation is syntax, and a wrapped line would read as
+   a new statement), tables and display formulas keep their layout: each scrolls
+   inside its own box. The cue needs no colour, so it works on every client's
+   canvas by day and at night: content fades out at the box's right edge while
+   more is hidden there; the fade lies over the box's right padding alone once
+   the content fits or is scrolled to its end. */
+.highlight pre, .card table, .card mjx-container[jax][display="true"] {
+  max-width: 100%;
+  box-sizing: border-box;
+  overflow-x: auto;
+  -webkit-mask-image: linear-gradient(to left, transparent, #000 1.1em);
+  mask-image: linear-gradient(to left, transparent, #000 1.1em);
+}
+.highlight pre { padding-right: 1.4em; }
+.card table { display: block; width: max-content; padding-right: 1.2em; }
+.card mjx-container[jax][display="true"] { overflow-y: hidden; padding: 0.15em 1.2em 0.15em 0; }
+/* MathJax's hidden copy for screen readers must not reach past a formula near the right edge. */
+.card mjx-assistive-mml { right: 0; }
+/* Phones: smaller code, so that a 38-character line fits a 400 px screen. */
+@media (max-width: 480px) {
+  .highlight pre { font-size: 0.8em; padding: 0.5em 1.1em 0.5em 0.5em; }
+}
 .highlight.language-output { border-left: 4px solid #8888; }
 .cloze { font-weight: bold; color: #0b63c4; }
 .card-id { margin-top: 1.5em; font-size: 11px; opacity: 0.45; text-align: right; }
@@ -172,6 +202,11 @@ def stylesheet() -> str:
             f"{', '.join(night)} {{ border-color: transparent; }}",
             *dark.get_token_style_defs(night),
             ", ".join(f"{mode} .cloze" for mode in NIGHT_SELECTORS) + " { color: #6cb6ff; }",
+            "/* Figures, night mode: the SVG figures are drawn dark on an opaque white page; inverted with the",
+            "   hues turned back they become light lines on a dark grey page with their own colours, never a",
+            "   glaring white panel, on every client (tests/test_notetype.py checks the contrast). */",
+            ", ".join(f'{mode} img[src$=".svg"]' for mode in NIGHT_SELECTORS)
+            + f" {{ filter: {NIGHT_FIGURE_FILTER}; }}",
             "",
         ]
     )

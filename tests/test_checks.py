@@ -47,7 +47,7 @@ def test_long_code_line_on_either_side_is_located() -> None:
     ```
     """
     assert located(reader_checks(card(body))) == [
-        "9:81: warning: code line is 85 characters long (over 80)",
+        "9:39: warning: code line is 85 characters long (over 38, the question side's phone budget)",
         "14:81: warning: code line is 85 characters long (over 80)",
     ]
 
@@ -208,3 +208,64 @@ def test_cloze_positions_and_ordinals() -> None:
         (2, "{{c2::c}}"),
     ]
     assert ordinals(text) == [1, 2]
+
+
+def test_question_side_code_has_a_phone_budget() -> None:
+    fits = "x = " + "1 + " * 8 + "1"  # 37 characters
+    body = f"# Which value?\n```python\n{fits}\n{fits}00\n```\n%\n```python\n{fits}00\n```\n"
+    assert located(reader_checks(card(body))) == [
+        "10:39: warning: code line is 39 characters long (over 38, the question side's phone budget)"
+    ]
+
+
+def test_wide_table_is_located_and_a_narrow_one_passes() -> None:
+    wide_cell = "`keras.utils.image_dataset_from_directory`"
+    body = f"""
+    # Q?
+
+    | old | new | notes |
+    | --- | --- | --- |
+    | `a` | {wide_cell} | {wide_cell} |
+
+    | a | b |
+    | --- | --- |
+    | short words only | wrap in their cells without any trouble at all |
+    """
+    problems = reader_checks(card(body))
+    assert located(problems) == ["9:1: warning: table needs about 909 px; it scrolls over 100% past a phone's 314 px"]
+    assert "split it" in (problems[0].hint or "")
+
+
+def test_a_table_on_the_question_side_must_fit_without_scrolling() -> None:
+    body = (
+        "# Read the table:\n\n| layer | output shape | parameters |\n| --- | --- | --- |\n"
+        "| `BatchNormalization` | (26, 26, 32) | 128 |\n%\nYes.\n"
+    )
+    assert located(reader_checks(card(body))) == [
+        "9:1: warning: table on the question side needs about 413 px; a phone shows 314 px"
+    ]
+
+
+def test_wide_formulas() -> None:
+    long_sum = "(10 \\cdot 16 + 16) + (16 \\cdot 8 + 8) + (8 \\cdot 1 + 1) = 176 + 136 + 9 = 321"
+    body = f"# Q?\n\nInline: ${long_sum}$.\n\n$$a = b$$\n\n$${long_sum} \\qquad {long_sum}$$\n"
+    assert [p.message.split(" is about")[0] for p in reader_checks(card(body))] == [
+        "inline formula",
+        "display formula",
+    ]
+    assert [p.location.line for p in reader_checks(card(body))] == [9, 13]
+
+
+def test_formula_width_estimate() -> None:
+    from generator.checks import tex_width
+
+    assert tex_width("x") == pytest.approx(12.0)
+    assert tex_width("\\frac{a + b}{c}") == tex_width("a + b")  # a fraction is as wide as its wider part
+    assert tex_width("\\begin{aligned} a &= b \\\\ c + d + e &= f \\end{aligned}") == tex_width("c + d + e = f")
+
+
+def test_a_hidden_formula_inside_a_longer_visible_one_gives_itself_away() -> None:
+    body = "# Counts\n\n- RNN: {{c1::$h\\,(f + h + 1)$}}\n- LSTM: {{c2::$4\\,h\\,(f + h + 1)$}}\n"
+    assert located(reader_checks(card(body, "cloze"))) == [
+        "9:8: warning: the text hidden by c1, '$h\\,(f + h + 1)$', is shown elsewhere on the same side"
+    ]

@@ -13,12 +13,13 @@ from generator.notetype import (
     LIGHT_CODE_BACKGROUND,
     LIGHT_CODE_BORDER,
     LIGHT_CODE_STYLE,
+    NIGHT_FIGURE_FILTER,
     NIGHT_SELECTORS,
     note_types,
     stylesheet,
 )
 from generator.preview.assets import ANKI_LIGHT_CANVAS
-from tests.contrast import contrast
+from tests.contrast import contrast, luminance
 
 
 def test_schema_is_frozen() -> None:
@@ -78,3 +79,27 @@ def test_light_code_box_stands_out_from_the_page(canvas: str) -> None:
     assert contrast(LIGHT_CODE_BORDER, canvas) >= 3.0  # WCAG's minimum for the edge of a component
     css = stylesheet()
     assert f".highlight {{ background: {LIGHT_CODE_BACKGROUND}; border: 1px solid {LIGHT_CODE_BORDER}; }}" in css
+
+
+def night_figure_colour(colour: str) -> tuple[float, float, float]:
+    """`colour` after NIGHT_FIGURE_FILTER, as the CSS filter functions compute it (in sRGB)."""
+    amount = float(re.search(r"invert\(([\d.]+)\)", NIGHT_FIGURE_FILTER).group(1))  # type: ignore[union-attr]
+    assert "hue-rotate(180deg)" in NIGHT_FIGURE_FILTER
+    r, g, b = (amount * (1 - c / 255) + (1 - amount) * c / 255 for c in (int(colour[i : i + 2], 16) for i in (1, 3, 5)))
+    rotate = ((-0.574, 1.430, 0.144), (0.426, 0.430, 0.144), (0.426, 1.430, -0.856))  # hue-rotate(180deg)
+    return tuple(min(1.0, max(0.0, row[0] * r + row[1] * g + row[2] * b)) * 255 for row in rotate)  # type: ignore[return-value]
+
+
+def test_figures_at_night_are_a_dark_page_with_readable_ink() -> None:
+    """The inverted figure is no white panel, and its text and lines still stand out at night."""
+    from generator import figures
+
+    page = night_figure_colour("#ffffff")
+    assert luminance(page) < 0.03  # a dark grey page, not a glaring one
+    assert contrast(night_figure_colour(figures.INK), page) >= 7.0
+    assert contrast(night_figure_colour(figures.MUTED), page) >= 4.5
+    for colour in (figures.BLUE, figures.VERMILLION, figures.GREEN, figures.PURPLE, figures.ORANGE):
+        assert contrast(night_figure_colour(colour), page) >= 3.0, colour  # WCAG's minimum for graphics
+    css = stylesheet()
+    for selector in NIGHT_SELECTORS:
+        assert f'{selector} img[src$=".svg"]' in css
