@@ -14,6 +14,7 @@ import html
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ from generator.ledger import (
     unreleased_changes,
 )
 from generator.load import deck_name_key
-from generator.model import DeckSet, MediaFile, RenderedCard, Topic
+from generator.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
 from generator.publish import PublishError, publish
 from generator.release import (
     UNRELEASED,
@@ -56,6 +57,8 @@ from generator.release import (
 )
 
 if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
     from generator.compile import Progress
     from generator.notetype import NoteType
     from generator.package import PackagedDeck
@@ -109,6 +112,33 @@ class Difference:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A rendered card as the note it becomes: its note type, namespaced tags and content hash."""
+
+    rendered: RenderedCard
+    model_id: int
+    tags: tuple[str, ...]
+    hash: str  # of (model id, fields, tags): a changed hash gives the note a newer mod time
+
+    @property
+    def card(self) -> Card:
+        return self.rendered.card
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The manifest of this build and what follows from it, before anything is packaged."""
+
+    manifest: Manifest
+    changes: Changes  # since the last cut release (for a release: what it contains)
+    ledger: Ledger
+    changelog_section: str | None
+    stamp: str | None  # the version cut, for a release
+    unreleased_topics: frozenset[str]  # whose deck descriptions say "plus unreleased changes"
+    warnings: tuple[Diagnostic, ...]
+
+
 def compile_release(
     content_dir: Path,
     previous: Manifest,
@@ -128,138 +158,202 @@ def compile_release(
     """
     # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
     from generator.compile import compile_cards
-    from generator.ids import deck_id, note_guid, umbrella_deck_id
     from generator.notetype import note_types
-    from generator.package import PackagedDeck, PackagedNote
 
     started = time.perf_counter()
     compiled = compile_cards(content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress)
     compiled_at = time.perf_counter()
-    diagnostics = list(compiled.diagnostics)
+    if compiled.content is None or compiled.errors:
+        raise BuildFailed(compiled.diagnostics)
     content = compiled.content
-    if content is None or compiled.errors:
-        raise BuildFailed(tuple(diagnostics))
-    rendered = compiled.cards
-    if ledger is None:
-        ledger = seed(previous.cards, previous.removed, previous.version)
     types = note_types()
-    root_prefix = str(content.deckset.config_path.parent) + os.sep
-    notes = {r.card.id: _note_content(r, types[r.card.type].model_id) for r in rendered}
+    notes = _notes(compiled.cards, types)
+    plan = _plan(
+        content_dir, content.deckset, notes, types, previous, now,
+        ledger if ledger is not None else seed(previous.cards, previous.removed, previous.version),
+        compiled.diagnostics, options, release,
+    )  # fmt: skip
+    planned_at = time.perf_counter()
+    manifest = plan.manifest
+    files: dict[str, bytes] = {}
+    if package:
+        files, decks = _package_decks(content.deckset, notes, types, plan, options)
+        manifest = replace(manifest, decks=decks)
+        files.update(_release_files(content.deckset, manifest, plan, previous_changelog, files))
+    timings = {
+        "compile": compiled_at - started,
+        "plan": planned_at - compiled_at,
+        "package": time.perf_counter() - planned_at,
+    }
+    return BuildResult(
+        manifest, previous, plan.changes, files, compiled.cards, plan.warnings, compiled.cache_hits, timings
+    )
+
+
+def _notes(rendered: tuple[RenderedCard, ...], types: Mapping[CardType, NoteType]) -> list[Note]:
+    """Each card as its note: tags under the namespace, the content hash the manifest records."""
+    notes = []
+    for r in rendered:
+        card = r.card
+        model_id = types[card.type].model_id
+        tags = tuple(sorted(f"{TAG_NAMESPACE}::{tag}" for tag in {*card.tags, card.topic}))
+        digest = hashlib.sha256(json.dumps([model_id, r.fields, tags]).encode()).hexdigest()
+        notes.append(Note(r, model_id, tags, digest))
+    return notes
+
+
+def _plan(
+    content_dir: Path,
+    deckset: DeckSet,
+    notes: list[Note],
+    types: Mapping[CardType, NoteType],
+    previous: Manifest,
+    now: int,
+    ledger: Ledger,
+    diagnostics: tuple[Diagnostic, ...],
+    options: Options,
+    release: str | None,
+) -> Plan:
+    """The cards and note types against the last manifest and ledger; the draft or release manifest."""
+    from generator.ids import deck_id
+
+    root_prefix = str(deckset.config_path.parent) + os.sep
     states = [
         CardState(
-            id=r.card.id,
-            previous_ids=r.card.previous_ids,
-            path=_relative(r.card.path, root_prefix),
-            topic=r.card.topic,
-            question=r.question_text,
-            hash=_content_hash(notes[r.card.id]),
-            location=Location(r.card.path, r.card.id_line, 1),
+            id=n.card.id,
+            previous_ids=n.card.previous_ids,
+            path=_relative(n.card.path, root_prefix),
+            topic=n.card.topic,
+            question=n.rendered.question_text,
+            hash=n.hash,
+            location=Location(n.card.path, n.card.id_line, 1),
         )
-        for r in rendered
+        for n in notes
     ]
     card_records, removed, problems, resolution = plan_cards(states, previous, now, ledger)
-    diagnostics.extend(problems)
-    diagnostics.extend(_check_deck_names(content.deckset, previous, options.allow_rename))
-    removal_location = Location(content.deckset.config_path.parent)
+    found = [*diagnostics, *problems, *_check_deck_names(deckset, previous, options.allow_rename)]
     if removed and not options.allow_removal:  # with --allow-removal it is deliberate: nothing to warn about
+        gone = removal_warnings(removed, Location.run(deckset.config_path.parent))
         if release is None:
-            diagnostics.extend(removal_warnings(removed, removal_location))
+            found.extend(gone)
         else:
-            diagnostics.extend(
-                error(w.location, w.message, "publish the removal with 'decks release --allow-removal'")
-                for w in removal_warnings(removed, removal_location)
+            found.extend(
+                error(w.location, w.message, "publish the removal with 'decks release --allow-removal'") for w in gone
             )
     type_records = tuple(
         plan_notetype(kind, nt.model_id, nt.name, nt.definition_hash(), previous, now) for kind, nt in types.items()
     )
-    if any(d.severity == "error" or options.strict for d in diagnostics):
-        raise BuildFailed(tuple(diagnostics))
+    if any(d.severity == "error" or options.strict for d in found):
+        raise BuildFailed(tuple(found))
+    warnings = tuple(d for d in found if d.severity == "warning")
 
     draft_decks = tuple(
-        DeckRecord(t.key, content.deckset.deck_name(t), f"{t.key}.apkg", deck_id(t.key), "", 0, 0,
+        DeckRecord(t.key, deckset.deck_name(t), f"{t.key}.apkg", deck_id(t.key), "", 0, 0,
                    released_name(t.key, previous))
-        for t in content.deckset.topics
+        for t in deckset.topics
     )  # fmt: skip
     manifest = Manifest(previous.version, draft_decks, type_records, card_records, removed)
     changes = unreleased_changes(manifest)
-    changelog_section = changes_section(UNRELEASED, manifest, changes) if changes.any else None
-    stamp = None
-    if release is not None:
-        if not changes.any:
-            raise BuildFailed(
-                (
-                    error(
-                        Location(content_dir),
-                        f"nothing to release: the sources match release {previous.version}",
-                        "edit or add cards, run 'decks build', then release",
-                    ),
-                )
-            )
-        stamp = bump(previous.version, changes, None if release == "auto" else release)
-        changelog_section = changes_section(release_title(stamp, now), manifest, changes)
-        by_id = {s.id: s for s in states}
-        ledger = advance(
-            ledger,
-            resolution,
-            ((by_id[c.id].claim(), c.guid_id, c.note_id, c.released_hash != c.hash) for c in manifest.cards),
-            stamp,
-        )
-        manifest = mark_released(manifest, stamp)
-    unreleased_topics = _topics_with_changes(manifest, unreleased_changes(manifest))
-
-    files: dict[str, bytes] = {}
-    deck_records = list(manifest.decks)
-    if package:
-        records = {c.id: c for c in manifest.cards}
-        type_mods = {t.kind: (types[t.kind], t.mod) for t in type_records}  # type: ignore[index]  # kind is a CardType
-        packaged: list[tuple[PackagedDeck, list[RenderedCard]]] = []
-        for index, topic in enumerate(content.deckset.topics):
-            topic_cards = [r for r in rendered if r.card.topic == topic.key]
-            deck = PackagedDeck(
-                deck_id(topic.key),
-                content.deckset.deck_name(topic),
-                _description(topic, content.deckset, release_label(manifest.version, topic.key in unreleased_topics)),
-                tuple(
-                    PackagedNote(
-                        guid=note_guid(records[r.card.id].guid_id),
-                        kind=r.card.type,
-                        fields=r.fields,
-                        tags=notes[r.card.id][2],
-                        mod=records[r.card.id].mod,
-                        note_id=records[r.card.id].note_id,
-                        due=position,
-                    )
-                    for position, r in enumerate(topic_cards)
+    if release is None:
+        section = changes_section(UNRELEASED, manifest, changes) if changes.any else None
+        return Plan(manifest, changes, ledger, section, None, frozenset(_topics_with_changes(manifest, changes)),
+                    warnings)  # fmt: skip
+    if not changes.any:
+        raise BuildFailed(
+            (
+                error(
+                    Location.run(content_dir),
+                    f"nothing to release: the sources match release {previous.version}",
+                    "edit or add cards, run 'decks build', then release",
                 ),
             )
-            packaged.append((deck, topic_cards))
-            data = _package([deck], type_mods, [m for r in topic_cards for m in r.media], options.cache)
-            files[f"{topic.key}.apkg"] = data
-            deck_records[index] = replace(
-                deck_records[index],
-                sha256=hashlib.sha256(data).hexdigest(),
-                notes=len(topic_cards),
-                cards=sum(r.card_count for r in topic_cards),
-            )
-        umbrella = PackagedDeck(
-            umbrella_deck_id(content.deckset.name), content.deckset.name, _umbrella_description(content.deckset), ()
         )
-        files[ALL_TOPICS_FILE] = _package(
-            [umbrella, *(deck for deck, _ in packaged)], type_mods,
-            [m for _, rs in packaged for r in rs for m in r.media], options.cache,
-        )  # fmt: skip
-    manifest = replace(manifest, decks=tuple(deck_records))
-    if package:
-        files[README_FILE] = dist_readme(content.deckset, manifest).encode()
-        files[CHECKSUMS_FILE] = "".join(
-            f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())
-        ).encode()
-        files[CHANGELOG_FILE] = updated_changelog(previous_changelog, changelog_section, stamp=stamp).encode()
-        files[MANIFEST_FILE] = manifest_json(manifest).encode()
-        files[LEDGER_FILE] = ledger_json(ledger).encode()
-    warnings = tuple(d for d in diagnostics if d.severity == "warning")
-    timings = {"compile": compiled_at - started, "plan and package": time.perf_counter() - compiled_at}
-    return BuildResult(manifest, previous, changes, files, rendered, warnings, compiled.cache_hits, timings)
+    stamp = bump(previous.version, changes, None if release == "auto" else release)
+    by_id = {s.id: s for s in states}
+    ledger = advance(
+        ledger,
+        resolution,
+        ((by_id[c.id].claim(), c.guid_id, c.note_id, c.released_hash != c.hash) for c in manifest.cards),
+        stamp,
+    )
+    section = changes_section(release_title(stamp, now), manifest, changes)
+    # Released, every deck is as users get it: no deck says "plus unreleased changes".
+    return Plan(mark_released(manifest, stamp), changes, ledger, section, stamp, frozenset(), warnings)
+
+
+def _package_decks(
+    deckset: DeckSet,
+    notes: list[Note],
+    types: Mapping[CardType, NoteType],
+    plan: Plan,
+    options: Options,
+) -> tuple[dict[str, bytes], tuple[DeckRecord, ...]]:
+    """Every topic's .apkg and all-topics.apkg, with the deck records that describe them."""
+    from generator.ids import deck_id, note_guid, umbrella_deck_id
+    from generator.package import PackagedDeck, PackagedNote
+
+    manifest = plan.manifest
+    records = manifest.card_index()
+    type_mods = {t.kind: (types[t.kind], t.mod) for t in manifest.notetypes}  # type: ignore[index]  # a CardType
+    by_topic: dict[str, list[Note]] = {t.key: [] for t in deckset.topics}
+    for note in notes:
+        by_topic[note.card.topic].append(note)
+    jobs: list[tuple[str, list[PackagedDeck], list[MediaFile]]] = []
+    topic_decks = []
+    for topic in deckset.topics:
+        topic_notes = by_topic[topic.key]
+        label = release_label(manifest.version, topic.key in plan.unreleased_topics)
+        deck = PackagedDeck(
+            deck_id(topic.key),
+            deckset.deck_name(topic),
+            _description(topic, deckset, label),
+            tuple(
+                PackagedNote(
+                    guid=note_guid(records[n.card.id].guid_id),
+                    kind=n.card.type,
+                    fields=n.rendered.fields,
+                    tags=n.tags,
+                    mod=records[n.card.id].mod,
+                    note_id=records[n.card.id].note_id,
+                    due=position,
+                )
+                for position, n in enumerate(topic_notes)
+            ),
+        )
+        topic_decks.append(deck)
+        jobs.append((f"{topic.key}.apkg", [deck], [m for n in topic_notes for m in n.rendered.media]))
+    umbrella = PackagedDeck(umbrella_deck_id(deckset.name), deckset.name, _umbrella_description(deckset), ())
+    all_media = [m for n in notes for m in n.rendered.media]
+    # The largest first: with two workers, all-topics.apkg on one and the topics on the other end together.
+    jobs.insert(0, (ALL_TOPICS_FILE, [umbrella, *topic_decks], all_media))
+    packages = _package_all(jobs, type_mods, options)
+    files = {name: packages[name] for name, _decks, _media in jobs[1:]}  # topics in deck order, then all-topics
+    files[ALL_TOPICS_FILE] = packages[ALL_TOPICS_FILE]
+    decks = list(manifest.decks)
+    for index, topic in enumerate(deckset.topics):
+        data = files[f"{topic.key}.apkg"]
+        decks[index] = replace(
+            decks[index],
+            sha256=hashlib.sha256(data).hexdigest(),
+            notes=len(by_topic[topic.key]),
+            cards=sum(n.rendered.card_count for n in by_topic[topic.key]),
+        )
+    return files, tuple(decks)
+
+
+def _release_files(
+    deckset: DeckSet, manifest: Manifest, plan: Plan, previous_changelog: str, packages: Mapping[str, bytes]
+) -> dict[str, bytes]:
+    """The files beside the packages: the learners' README, checksums, changelog, manifest and ledger."""
+    files = {**packages, README_FILE: dist_readme(deckset, manifest).encode()}
+    checksums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
+    return {
+        README_FILE: files[README_FILE],
+        CHECKSUMS_FILE: checksums.encode(),
+        CHANGELOG_FILE: updated_changelog(previous_changelog, plan.changelog_section, stamp=plan.stamp).encode(),
+        MANIFEST_FILE: manifest_json(manifest).encode(),
+        LEDGER_FILE: ledger_json(plan.ledger).encode(),
+    }
 
 
 def build(
@@ -285,7 +379,9 @@ def build(
         try:
             publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
         except PublishError as failure:
-            raise BuildFailed((error(Location(dist_dir), str(failure), "check free space and permissions"),)) from None
+            raise BuildFailed(
+                (error(Location.run(dist_dir), str(failure), "check free space and permissions"),)
+            ) from None
         if stamp_name is not None and fingerprint is not None and options.cache is not None:
             options.cache.save_stamp(stamp_name, _stamp(fingerprint, racy_after, result))
     finally:
@@ -371,17 +467,76 @@ def _relative(path: Path, root_prefix: str) -> str:
     return text[len(root_prefix) :].replace(os.sep, "/") if text.startswith(root_prefix) else text
 
 
-def _package(
-    decks: list[PackagedDeck],
-    type_mods: dict[str, tuple[NoteType, int]],
-    media: list[MediaFile],
-    cache: RenderCache | None,
-) -> bytes:
-    """Package the decks, or take the package made last time from exactly the same inputs."""
+PARALLEL_PACKAGE_NOTES = 2_000  # below this many notes to package, starting workers costs more than it saves
+PackageJob = tuple[str, list["PackagedDeck"], list[MediaFile]]  # file name, its decks, their images
+_PACKAGING: list[tuple[list[PackagedDeck], dict[str, tuple[NoteType, int]], list[MediaFile]]] = []
+
+
+def _package_all(
+    jobs: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], options: Options
+) -> dict[str, bytes]:
+    """Package each job, or take the package made last time from exactly the same inputs."""
     from generator.package import package_bytes
 
-    if cache is None:
-        return package_bytes(decks, type_mods, media)
+    cache = options.cache
+    done: dict[str, bytes] = {}
+    keys: dict[str, str] = {}
+    todo: list[PackageJob] = []
+    for name, decks, media in jobs:
+        if cache is not None:
+            keys[name] = _package_key(decks, type_mods, media)
+            data = cache.get_package(keys[name])
+            if data is not None:
+                done[name] = data
+                continue
+        todo.append((name, decks, media))
+    notes = sum(len(deck.notes) for _name, decks, _media in todo for deck in decks)
+    if options.jobs > 1 and len(todo) > 1 and notes >= PARALLEL_PACKAGE_NOTES and _fork_context() is not None:
+        made = _package_in_parallel(todo, type_mods, options.jobs)
+    else:
+        made = {name: package_bytes(decks, type_mods, media) for name, decks, media in todo}
+    for name, data in made.items():
+        if cache is not None:
+            cache.put_package(keys[name], data)
+    done.update(made)
+    return done
+
+
+def _package_in_parallel(
+    todo: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], jobs: int
+) -> dict[str, bytes]:
+    """Package on `jobs` processes, the jobs in the order given (the largest first keeps both cores busy to the end)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from generator.compile import _die_with_parent
+
+    global _PACKAGING
+    # Forked workers inherit the decks from this list: nothing large is pickled to them.
+    _PACKAGING = [(decks, type_mods, media) for _name, decks, media in todo]
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(todo)), mp_context=_fork_context(), initializer=_die_with_parent
+        ) as pool:
+            made = list(pool.map(_package_job, range(len(todo))))
+    finally:
+        _PACKAGING = []
+    return {name: data for (name, _decks, _media), data in zip(todo, made, strict=True)}
+
+
+def _package_job(index: int) -> bytes:
+    from generator.package import package_bytes
+
+    return package_bytes(*_PACKAGING[index])
+
+
+def _fork_context() -> BaseContext | None:
+    from multiprocessing import get_all_start_methods, get_context
+
+    return get_context("fork") if "fork" in get_all_start_methods() else None
+
+
+def _package_key(decks: list[PackagedDeck], type_mods: dict[str, tuple[NoteType, int]], media: list[MediaFile]) -> str:
+    """Hash of everything a package is made from."""
     digest = hashlib.sha256(package_environment_key().encode())
     for deck in decks:
         digest.update(json.dumps([deck.deck_id, deck.name, deck.description]).encode())
@@ -392,12 +547,7 @@ def _package(
         digest.update(f"{kind} {note_type.definition_hash()} {mod}\n".encode())
     for item in media:
         digest.update(f"{item.name}\n".encode())  # the name holds the content hash
-    key = digest.hexdigest()
-    data = cache.get_package(key)
-    if data is None:
-        data = package_bytes(decks, type_mods, media)
-        cache.put_package(key, data)
-    return data
+    return digest.hexdigest()
 
 
 def _read_text(path: Path) -> str:
@@ -481,16 +631,6 @@ def _check_deck_names(deckset: DeckSet, previous: Manifest, allow_rename: bool) 
                 )
             )
     return problems
-
-
-def _note_content(rendered: RenderedCard, model_id: int) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
-    card = rendered.card
-    tags = tuple(sorted(f"{TAG_NAMESPACE}::{tag}" for tag in {*card.tags, card.topic}))
-    return model_id, rendered.fields, tags
-
-
-def _content_hash(note: tuple[int, tuple[str, ...], tuple[str, ...]]) -> str:
-    return hashlib.sha256(json.dumps(note).encode()).hexdigest()
 
 
 def dist_readme(deckset: DeckSet, manifest: Manifest) -> str:

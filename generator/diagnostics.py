@@ -12,13 +12,28 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """A place in a source file; line and column are 1-based."""
+    """A place in a source file; line and column are 1-based.
+
+    Line 0 (made by `Location.run`) is no place in a file: the problem is about the run as a
+    whole, e.g. a dist/ folder that cannot be written. `path` then names the folder it concerns.
+    """
 
     path: Path
     line: int = 1
     col: int = 1
 
+    @classmethod
+    def run(cls, folder: Path) -> Location:
+        """The location of a problem with the run (about `folder`), printed without a file position."""
+        return cls(folder, 0, 0)
+
+    @property
+    def in_file(self) -> bool:
+        return self.line > 0
+
     def __str__(self) -> str:
+        if not self.in_file:
+            return display_path(self.path)
         return f"{display_path(self.path)}:{self.line}:{self.col}"
 
 
@@ -33,7 +48,8 @@ class Diagnostic:
 
     def format(self) -> str:
         """The diagnostic as terminal lines; nothing from the sources can smuggle a control sequence in."""
-        text = visible(f"{self.location}: {self.severity}: {self.message}")
+        where = f"{self.location}: " if self.location.in_file else ""
+        text = visible(f"{where}{self.severity}: {self.message}")
         if self.hint:
             text += "\n  hint: " + "\n".join(visible(line) for line in self.hint.split("\n"))
         return text
@@ -71,14 +87,14 @@ def display_path(path: Path) -> str:
 def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
     """Order diagnostics by file and position, the way editors list them."""
     loc = diagnostic.location
-    return (str(loc.path), loc.line, loc.col, diagnostic.message)
+    return (str(loc.path) if loc.in_file else "", loc.line, loc.col, diagnostic.message)  # the run first
 
 
 def summarize(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> str:
     """Say how many errors and warnings there are, e.g. '3 errors in 2 files'."""
     errors = [d for d in diagnostics if d.severity == "error"]
     warnings = [d for d in diagnostics if d.severity == "warning"]
-    files = {d.location.path for d in diagnostics}
+    files = {d.location.path for d in diagnostics if d.location.in_file}
     parts = []
     if errors:
         parts.append(_plural(len(errors), "error"))
@@ -86,7 +102,7 @@ def summarize(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic]) -> str:
         parts.append(_plural(len(warnings), "warning"))
     if not parts:
         return "no problems"
-    return f"{' and '.join(parts)} in {_plural(len(files), 'file')}"
+    return f"{' and '.join(parts)} in {_plural(len(files), 'file')}" if files else " and ".join(parts)
 
 
 def _plural(count: int, noun: str) -> str:

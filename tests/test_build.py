@@ -1,0 +1,41 @@
+"""The build's steps: packaging on several processes, and problems about the run as a whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator import build as build_module
+from generator.build import Options, build
+from generator.diagnostics import BuildFailed, Location, error, summarize
+from tests.conftest import T0
+
+
+def test_packages_made_in_parallel_are_the_serial_bytes(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = build(content, tmp_path / "serial", T0, options=Options(jobs=1))
+    monkeypatch.setattr(build_module, "PARALLEL_PACKAGE_NOTES", 0)  # the sample is small: parallel anyway
+    parallel = build(content, tmp_path / "parallel", T0, options=Options(jobs=2))
+    assert parallel.files == serial.files
+    assert list(parallel.files) == list(serial.files)
+
+
+def test_a_problem_with_the_run_has_no_file_position(tmp_path: Path) -> None:
+    problem = error(Location.run(tmp_path / "dist"), "cannot write dist", "check free space and permissions")
+    assert problem.format() == "error: cannot write dist\n  hint: check free space and permissions"
+    assert summarize([problem]) == "1 error"
+    located = error(Location(tmp_path / "a.md", 3, 1), "bad")
+    assert summarize([problem, located]) == "2 errors in 1 file"
+    assert str(BuildFailed((located, problem))).splitlines()[0] == "error: cannot write dist"  # the run first
+
+
+def test_nothing_to_release_is_reported_about_the_run(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    build(content, dist, T0, release="auto")
+    with pytest.raises(BuildFailed) as failure:
+        build(content, dist, T0 + 1, release="auto")
+    (problem,) = failure.value.diagnostics
+    assert not problem.location.in_file
+    assert problem.format().startswith("error: nothing to release: the sources match release 1.0.0")
