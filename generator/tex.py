@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from html import unescape
 from html.parser import HTMLParser
 
 from generator.diagnostics import visible
@@ -113,8 +114,10 @@ def field_tex_problems(html: str) -> list[str]:
     inline elements, which MathJax does not do. So the check sees a superset
     of what MathJax would: it may refuse, never miss. Linear in the field.
     """
-    if "\\" not in html and "&" not in html:
-        return []  # a backslash in the text is written as one or as a character reference: no formula
+    if "\\" not in html and ("&" not in html or "\\" not in unescape(html)):
+        # The text's backslashes are written as such or as character references (decoded the same way
+        # here, over the whole field: a superset of the text): without one, no formula, no parse.
+        return []
     text = _TypesetText.of(html)
     if "\\" not in text:
         return []
