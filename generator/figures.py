@@ -783,7 +783,7 @@ def attention_weights() -> Figure:
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.supxlabel("softmax over the keys: every row sums to 1", fontsize=SMALL)
+    fig.supxlabel("softmax over the keys: every row sums to 1 (cells rounded)", fontsize=SMALL)
     return fig
 
 
