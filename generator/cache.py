@@ -181,7 +181,7 @@ class RenderCache:
     """Compiled cards, packages and up-to-date stamps in one SQLite database in the cache folder.
 
     One file instead of one per card: a build reads what it needs by key and writes what it
-    made in one transaction (`flush`), with no thousands of small files to create and sync.
+    made in one transaction (committed by `flush`), with no thousands of small files to sync.
     Every value is `sign`ed; a value this user's build did not sign is a miss. The database is
     derived: one that cannot be opened or read is made afresh (or the build runs without it).
     """
@@ -190,7 +190,6 @@ class RenderCache:
         self.folder = folder
         self._connection: sqlite3.Connection | None = None
         self._broken = False
-        self._pending: dict[tuple[str, str], bytes] = {}
 
     @property
     def database(self) -> Path:
@@ -220,8 +219,8 @@ class RenderCache:
             self.put_encoded(source, entry)
 
     def put_encoded(self, source: SourceFile, entry: bytes) -> None:
-        """Keep an entry made by `encode_entry` (in a worker process, say) until `flush`."""
-        self._pending[(CARDS, self.key(source))] = entry
+        """Store an entry made by `encode_entry` (in a worker process, say); `flush` commits it."""
+        self._write(CARDS, self.key(source), entry)
 
     def load_stamp(self, name: str) -> dict[str, Any] | None:
         """What the last successful build into a dist/ recorded (see `generator.build`)."""
@@ -233,31 +232,33 @@ class RenderCache:
         return data if isinstance(data, dict) else None
 
     def save_stamp(self, name: str, data: dict[str, Any]) -> None:
-        self._pending[(STAMPS, name)] = sign(json.dumps(data).encode())
+        self._write(STAMPS, name, sign(json.dumps(data).encode()))
 
     def get_package(self, key: str) -> bytes | None:
         """A package made before from the same inputs; its trailing MAC proves this user's build made it whole."""
         return self._read(PACKAGES, key)
 
     def put_package(self, key: str, data: bytes) -> None:
-        self._pending[(PACKAGES, key)] = sign(data)
+        self._write(PACKAGES, key, sign(data))
 
     def flush(self) -> None:
-        """Write everything kept since the last flush in one transaction (a failure only costs time)."""
-        if not self._pending:
-            return
-        rows = [(kind, key, data) for (kind, key), data in self._pending.items()]
-        self._pending.clear()
-        for _attempt in range(2):  # once more into a fresh database if this one turned out corrupt
-            connection = self._open()
-            if connection is None:
-                return
+        """Commit everything stored since the last flush: one transaction (a failure only costs time)."""
+        connection = self._connection
+        if connection is not None and connection.in_transaction:
             try:
-                with connection:
-                    connection.executemany("INSERT OR REPLACE INTO blobs (kind, key, data) VALUES (?, ?, ?)", rows)
-                return
+                connection.commit()
             except sqlite3.Error as failure:
                 self._recover(failure)
+
+    def _write(self, kind: str, key: str, data: bytes) -> None:
+        # Straight into the open transaction (sqlite3 begins one before the first write): nothing piles up here.
+        connection = self._open()
+        if connection is None:
+            return
+        try:
+            connection.execute("INSERT OR REPLACE INTO blobs (kind, key, data) VALUES (?, ?, ?)", (kind, key, data))
+        except sqlite3.Error as failure:
+            self._recover(failure)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -272,11 +273,8 @@ class RenderCache:
         self.folder = state["folder"]
         self._connection = None
         self._broken = False
-        self._pending = {}
 
     def _read(self, kind: str, key: str) -> bytes | None:
-        if (kind, key) in self._pending:
-            return verified(self._pending[(kind, key)])
         connection = self._open()
         if connection is None:
             return None
