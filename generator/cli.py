@@ -515,6 +515,17 @@ def preview_command(content_dir: Path, out_dir: Path, serve: bool, port: int) ->
     click.echo(f"previewed {report.cards} cards: open {out_dir / 'index.html'}")
 
 
+@main.command("figures", context_settings={"ignore_unknown_options": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def figures_command(args: tuple[str, ...]) -> None:
+    """Redraw the SVG figures on the cards (needs the `figures` extra); --check writes nothing."""
+    try:
+        from generator.authoring.figures import main as figures_main
+    except ImportError as missing:
+        raise click.ClickException(f"decks figures needs matplotlib: pip install -e '.[figures]' ({missing})") from None
+    figures_main.main(list(args), prog_name="decks figures", standalone_mode=True)
+
+
 @main.command("stats")
 @content_option
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")

@@ -56,7 +56,7 @@ def test_building_decks_never_imports_matplotlib() -> None:
 @pytest.mark.slow
 def test_committed_figures_equal_a_fresh_render(tmp_path: Path) -> None:
     require_module("matplotlib")
-    from generator import figures
+    from generator.authoring import figures
 
     result = CliRunner().invoke(figures.main, ["--content", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -66,13 +66,13 @@ def test_committed_figures_equal_a_fresh_render(tmp_path: Path) -> None:
     committed = sorted(figure_name(path) for path in COMMITTED)
     assert sorted(fresh) == committed, "every committed figure comes from the registry"
     stale = [name for name, path in fresh.items() if path.read_bytes() != (CONTENT / name).read_bytes()]
-    assert not stale, f"stale figures (run python -m generator.figures): {stale}"
+    assert not stale, f"stale figures (run decks figures): {stale}"
 
 
 @pytest.mark.slow
 def test_check_names_a_stale_figure_and_writes_nothing(tmp_path: Path) -> None:
     require_module("matplotlib")
-    from generator import figures
+    from generator.authoring import figures
 
     name = "cnn/figures/receptive-field.svg"
     target = tmp_path / name

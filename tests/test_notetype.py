@@ -92,7 +92,7 @@ def night_figure_colour(colour: str) -> tuple[float, float, float]:
 
 def test_figures_at_night_are_a_dark_page_with_readable_ink() -> None:
     """The inverted figure is no white panel, and its text and lines still stand out at night."""
-    from generator import figures
+    from generator.authoring import figures
 
     page = night_figure_colour("#ffffff")
     assert luminance(page) < 0.03  # a dark grey page, not a glaring one
