@@ -1,7 +1,8 @@
 """The SVG figures on the cards: one small drawing function per figure, rendered byte-reproducibly.
 
-`python -m generator.figures` rewrites every figure under content/; `--check` writes nothing and
-exits 1 naming each figure whose committed file differs from a fresh render. The deck build never
+`decks figures` (or `python -m generator.authoring.figures`) rewrites every figure under content/;
+`--check` writes nothing and exits 1 naming each figure whose committed file differs from a fresh
+render. The deck build never
 imports this module: to it a figure is an ordinary image file next to the cards.
 
 Every figure is drawn for a card read on a phone (about 400 px wide) in light or night mode: a fixed
@@ -1306,7 +1307,7 @@ def main(content_dir: Path, check_only: bool, names: tuple[str, ...]) -> None:
         for name, why in stale.items():
             click.echo(f"{content_dir / name}: {why}", err=True)
         if stale:
-            click.echo("run 'python -m generator.figures' to rewrite them", err=True)
+            click.echo("run 'decks figures' to rewrite them", err=True)
         sys.exit(1 if stale else 0)
     for name, data in render_all(names):
         path = content_dir / name
