@@ -1,6 +1,6 @@
 """Side-by-side build benchmark: `decks build` against ankdown and a straightforward pipeline.
 
-    python bench/run.py --cards 1000 10000 [--runs 3] [--json out.json] [--workdir DIR]
+    python bench/run.py --cards 1000 10000 [--large] [--runs 3] [-v] [--json out.json] [--workdir DIR]
 
 Every tool runs as a child process; wall time is measured around it, CPU time
 (user + sys) and peak RSS come from `os.wait4`, which includes the child's own
@@ -41,6 +41,8 @@ SIMPLE_SCRIPT = Path(__file__).resolve().with_name("simple.py")
 PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 ORPHAN_GRACE_SECONDS = 30.0
 WARMUP_CARDS = 20
+LARGE_CARDS = 50_000
+STAGE_LINE = re.compile(r"^  ([a-z][a-z ]*): ([0-9.]+) s$", re.MULTILINE)  # what `decks build -v` prints
 
 COLD = "decks build (cold)"
 NO_CHANGE = "decks build (no change)"
@@ -73,6 +75,7 @@ class Row:
     cards: int
     samples: list[Sample] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # .apkg files of the last round
+    stages: list[dict[str, float]] = field(default_factory=list)  # per sample, from `decks build -v`
     notes: int | None = None  # notes in those files (None for `decks --help`)
 
     @property
@@ -202,8 +205,9 @@ def prepare_corpus(work: Path, cards: int, seed: int) -> Corpus:
 class Bench:
     """Runs the tools on the corpora and collects their samples."""
 
-    def __init__(self, options: DecksOptions) -> None:
+    def __init__(self, options: DecksOptions, verbose: bool = False) -> None:
         self.options = options
+        self.verbose = verbose
         self.rows: dict[tuple[str, int], Row] = {}
 
     def env(self, corpus: Corpus) -> dict[str, str]:
@@ -227,17 +231,23 @@ class Bench:
         command = decks_command("build", "--content", str(corpus.content), "--dist", str(dist))
         if self.options.cache:
             command += ["--cache", str(corpus.cache)]
+        if self.verbose:
+            command.append("-v")  # stage timings; printing them costs nothing measurable
         edited_topic, _ = TOPICS[round_number % min(len(TOPICS), corpus.cards)]  # a topic that has a card 0
         edited_card = corpus.content / edited_topic / "card-00000.md"
         for tool in (COLD, NO_CHANGE, ONE_EDIT):
             original = edit_answer(edited_card, f"Edited{round_number}") if tool == ONE_EDIT else None
+            log = folder / "logs" / _slug(tool)
             try:
-                sample = measure(command, folder, self.env(corpus), folder / "logs" / _slug(tool))
+                sample = measure(command, folder, self.env(corpus), log)
             finally:
                 if original is not None:
                     edited_card.write_text(original, encoding="utf-8")
             outputs = expect_files(dist, (*TOPIC_APKGS, "all-topics.apkg"))
             self.record(tool, corpus, sample if measured else None, outputs)
+            if measured and self.verbose:
+                stages = read_stages(log.with_suffix(".out").read_text(encoding="utf-8", errors="replace"))
+                self.rows[(tool, corpus.cards)].stages.append({**stages, "rest": sample.wall_s - sum(stages.values())})
 
     def run_ankdown(self, corpus: Corpus, round_number: int, measured: bool) -> None:
         folder = corpus.round_dir(round_number) / "ankdown"
@@ -298,6 +308,24 @@ def count_built_notes(row: Row) -> int | None:
 
 
 # --- the report ------------------------------------------------------------------------------
+
+
+def read_stages(output: str) -> dict[str, float]:
+    """Seconds per stage from the output of `decks build -v`."""
+    return {name: float(seconds) for name, seconds in STAGE_LINE.findall(output)}
+
+
+def stage_table(rows: list[Row]) -> str:
+    """Median seconds per stage of each `decks build` row; 'rest' is start-up, checks and publishing."""
+    measured = [row for row in rows if row.stages]
+    names = list(dict.fromkeys(name for row in measured for sample in row.stages for name in sample))
+    lines = [f"| tool | cards | {' | '.join(names)} |", "| --- | ---: |" + " ---: |" * len(names)]
+    for row in measured:
+        medians = [
+            statistics.median(sample.get(name, 0.0) for sample in row.stages) for name in names
+        ]  # fmt: skip
+        lines.append(f"| {row.tool} | {row.cards:,} | " + " | ".join(f"{m:.2f}" for m in medians) + " |")
+    return "\n".join(lines)
 
 
 def versus_ankdown(rows: list[Row]) -> dict[tuple[str, int], tuple[float, float]]:
@@ -385,7 +413,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--workdir", type=Path, help="keep corpora and outputs here (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed")
+    parser.add_argument("--large", action="store_true", help=f"add a {LARGE_CARDS:,}-card corpus (slow)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="per-stage seconds of each decks build")
     arguments = parser.parse_args(argv)
+    if arguments.large:
+        arguments.cards = [*arguments.cards, LARGE_CARDS]
     if arguments.runs < 1 or min(arguments.cards) < 1:
         parser.error("--runs and --cards must be positive")
     return arguments
@@ -408,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             work.mkdir(parents=True, exist_ok=True)
         say(f"corpora in {work}; decks build options: cache={options.cache}, jobs={options.jobs}")
         corpora = [prepare_corpus(work, n, arguments.seed) for n in sizes]
-        bench = Bench(options)
+        bench = Bench(options, verbose=arguments.verbose)
         # Unmeasured: compiles bytecode and warms the file cache for every tool.
         bench.round(prepare_corpus(work / "warmup", WARMUP_CARDS, arguments.seed), 0, measured=False)
         load_before = os.getloadavg()
@@ -426,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchmarkFailed(f"{row.tool} built {row.notes} notes from {row.cards} cards")
 
     report = markdown_table(rows)
+    if arguments.verbose:
+        report += "\n\nStages of decks build (median seconds):\n\n" + stage_table(rows)
     ratios = scaling(rows, sizes[0], sizes[-1]) if len(sizes) > 1 else {}
     if ratios:
         report += "\n\nScaling (largest corpus over smallest):\n\n" + scaling_table(ratios, sizes[0], sizes[-1])
@@ -456,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                     "samples": [asdict(s) for s in row.samples],
                     "outputs": row.outputs,
                     "notes": row.notes,
+                    "stages": row.stages,
                 }
                 for row in rows
             ],

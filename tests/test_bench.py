@@ -39,7 +39,7 @@ def require_ankdown() -> None:
 def test_runner_builds_every_tool_and_reports_every_row(tmp_path: Path) -> None:
     require_ankdown()
     results = tmp_path / "results.json"
-    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--cards", str(SMOKE_CARDS), "--runs", "1"]
+    command = [sys.executable, str(ROOT / "bench" / "run.py"), "--cards", str(SMOKE_CARDS), "--runs", "1", "-v"]
     command += ["--json", str(results), "--workdir", str(tmp_path / "work")]
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
@@ -54,6 +54,9 @@ def test_runner_builds_every_tool_and_reports_every_row(tmp_path: Path) -> None:
 
     for tool in TOOLS[:3]:
         assert {Path(p).name for p in rows[tool]["outputs"]} == TOPIC_APKGS | {"all-topics.apkg"}
+        stages = {"rest"} if tool == "decks build (no change)" else {"compile", "plan", "package", "rest"}
+        assert set(rows[tool]["stages"][0]) == stages, tool  # -v: a time per stage
+        assert f"| {tool} | {SMOKE_CARDS} | " in run.stdout.split("Stages of decks build")[1]
     assert {Path(p).name for p in rows["simple (Markdown + Pygments + genanki)"]["outputs"]} == TOPIC_APKGS
     assert [Path(p).name for p in rows["ankdown"]["outputs"]] == ["ankdown.apkg"]
     for tool in TOOLS[:5]:
