@@ -133,17 +133,17 @@ def compile_cards(
     content, diagnostics = load_content(content_dir)
     if content is None:
         return Compiled(None, (), tuple(diagnostics))
-    results: dict[Path, tuple[RenderedCard | None, tuple[Diagnostic, ...]]] = {}
+    results: dict[Path, tuple[Result, list[Diagnostic] | None]] = {}  # with the field gate's verdict, if known
     misses: list[SourceFile] = []
     for source in content.files:
         hit = cache.get(source) if cache is not None else None
         if hit is None:
             misses.append(source)
         else:
-            results[source.path] = hit
+            results[source.path] = (hit, None)
     total = len(content.files)
-    for source, (result, entry) in zip(misses, _compile_all(misses, jobs, cache is not None), strict=True):
-        results[source.path] = result
+    for source, (result, gate, entry) in zip(misses, _compile_all(misses, jobs, cache is not None), strict=True):
+        results[source.path] = (result, gate)
         if cache is not None and entry is not None:
             cache.put_encoded(source, entry)
         if progress is not None:
@@ -154,12 +154,13 @@ def compile_cards(
         progress(total, total)
     rendered: list[RenderedCard] = []
     for source in content.files:
-        card, problems = results[source.path]
+        (card, problems), verdict = results[source.path]
         diagnostics.extend(problems)
         if card is not None:
-            gate = field_gate(card)
-            diagnostics.extend(gate)
-            if not gate:
+            # A cached card is gated here, every fresh one was in its worker: each field, every build.
+            gated = verdict if verdict is not None else field_gate(card)
+            diagnostics.extend(gated)
+            if not gated:
                 rendered.append(card)
     diagnostics.extend(check_unique_ids(r.card for r in rendered))
     diagnostics.extend(_check_duplicate_questions(rendered))
@@ -179,7 +180,9 @@ def field_gate(rendered: RenderedCard) -> list[Diagnostic]:
 Result = tuple[RenderedCard | None, tuple[Diagnostic, ...]]
 
 
-def _compile_all(sources: list[SourceFile], jobs: int, encode: bool) -> Iterable[tuple[Result, bytes | None]]:
+def _compile_all(
+    sources: list[SourceFile], jobs: int, encode: bool
+) -> Iterable[tuple[Result, list[Diagnostic], bytes | None]]:
     work = functools.partial(_compile_and_encode, encode)
     if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
         yield from map(work, sources)
@@ -191,10 +194,11 @@ def _compile_all(sources: list[SourceFile], jobs: int, encode: bool) -> Iterable
         yield from pool.map(work, sources, chunksize=chunk)
 
 
-def _compile_and_encode(encode: bool, source: SourceFile) -> tuple[Result, bytes | None]:
-    """Compile a card and make its cache entry, in the worker: encoding and signing run in parallel too."""
+def _compile_and_encode(encode: bool, source: SourceFile) -> tuple[Result, list[Diagnostic], bytes | None]:
+    """Compile a card, run the field gate and make its cache entry, all in the worker: in parallel."""
     result = compile_card(source)
-    return result, encode_entry(*result) if encode else None
+    gate = field_gate(result[0]) if result[0] is not None else []
+    return result, gate, encode_entry(*result) if encode else None
 
 
 def _die_with_parent() -> None:
