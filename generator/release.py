@@ -61,6 +61,7 @@ def plan_cards(
     old = previous.card_index()
     by_lineage = {c.guid_id: c for c in previous.cards}
     released = ledger.index()
+    released_lineages = {i.guid_id for i in ledger.identities}
     current_ids = {s.id for s in states}
     by_path = {c.path: c for c in previous.cards if c.path}
     records: list[CardRecord] = []
@@ -77,7 +78,12 @@ def plan_cards(
             base = replace(base, guid_id=note.guid_id, note_id=note.note_id)
         else:
             # A card no release had: a draft's record may know it (by its id, or an unreleased earlier id).
-            draft = [old[i] for i in (state.id, *state.previous_ids) if i in old and i not in released]
+            # Never one that carries a released note's lineage: that identity is the ledger's to give.
+            draft = [
+                old[i]
+                for i in (state.id, *state.previous_ids)
+                if i in old and i not in released and old[i].guid_id not in released_lineages
+            ]
             base = draft[0] if draft else None
         if base is None:
             prior = by_path.get(state.path)
