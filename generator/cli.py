@@ -357,7 +357,7 @@ def _report_warnings(result: BuildResult, only: tuple[Path, ...] = ()) -> None:
         click.echo(summarize(shown), err=True)
 
 
-# --- Working with your Anki: push, diff --anki, import (logic in generator.anki_push / anki_import) ---
+# --- Working with your Anki: push, diff --anki, import (logic in generator.roundtrip) ---
 
 profile_option = click.option("--profile", default=None, help="Anki profile whose collection to use.")
 collection_option = click.option(
@@ -385,7 +385,7 @@ def push_command(
     topics: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Import the built decks (all-topics.apkg, or TOPICS' decks) into your Anki with Anki's own importer."""
-    from generator.anki_push import PushError, open_target, push
+    from generator.roundtrip.push import PushError, open_target, push
 
     full = dist_dir / "all-topics.apkg"
     packages = [dist_dir / f"{t}.apkg" for t in topics] or [full]
@@ -425,9 +425,9 @@ def diff_command(
     url: str,
 ) -> None:  # fmt: skip
     """Show, per card file, how the text of its note in Anki differs from the build (matched by the Id field)."""
-    from generator.anki_push import PushError, anki_differences, open_target
     from generator.ledger import read_manifest
     from generator.notetype import note_types
+    from generator.roundtrip.push import PushError, anki_differences, open_target
 
     names = {nt.model_id: nt.fields for nt in note_types().values()}
     manifest, _ = read_manifest(dist_dir / "manifest.json")
@@ -453,8 +453,8 @@ def diff_command(
 @click.option("--topic", required=True, help="Topic folder to write the cards into (created if missing).")
 def import_command(content_dir: Path, package: Path, topic: str) -> None:
     """Turn an existing deck (basic, reversed and cloze notes) into Markdown cards that keep their GUIDs."""
-    from generator.anki_import import import_deck
-    from generator.anki_push import PushError
+    from generator.roundtrip.deck_import import import_deck
+    from generator.roundtrip.push import PushError
 
     try:
         result = import_deck(package, content_dir, topic)

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import pytest
 from click.testing import CliRunner
 
-from generator.anki_push import LOCKED, RETIRED_TAG, html_to_text, id_field_search
 from generator.build import build
 from generator.cli import main
+from generator.roundtrip.push import LOCKED, RETIRED_TAG, html_to_text, id_field_search
 from tests.conftest import T0, WriteCard
 
 DAY = 86_400

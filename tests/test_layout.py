@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "generator"
 # Packages only the command line uses: the build never needs them.
-CLI_ONLY = ("generator.preview", "generator.verify", "generator.authoring")
+CLI_ONLY = ("generator.preview", "generator.verify", "generator.authoring", "generator.roundtrip")
 # Reading and rendering a card never looks at releases or dist/.
 CARD_STAGES = ("load", "parse", "validate", "scan", "cloze", "tex", "render", "sanitize", "images", "checks", "model")
 RELEASE_SIDE = ("generator.build", "generator.release", "generator.identities", "generator.ledger", "generator.publish")

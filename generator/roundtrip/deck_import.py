@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from generator.anki_push import MISSING_ANKI, PushError, database
+from generator.roundtrip.push import MISSING_ANKI, PushError, database
 
 FIGURES = "figures"
 MATH = re.compile(r"\\\(.*?\\\)|\\\[.*?\\\]|\$\$.*?\$\$", re.DOTALL)
