@@ -59,9 +59,9 @@ from generator.release import (
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
 
+    from generator.apkg.notetype import NoteType
+    from generator.apkg.package import PackagedDeck
     from generator.compile import Progress
-    from generator.notetype import NoteType
-    from generator.package import PackagedDeck
 
 MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
@@ -157,8 +157,8 @@ def compile_release(
     is the mod time given to changed cards. Raises BuildFailed listing every problem.
     """
     # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
+    from generator.apkg.notetype import note_types
     from generator.compile import compile_cards
-    from generator.notetype import note_types
 
     started = time.perf_counter()
     compiled = compile_cards(content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress)
@@ -215,7 +215,7 @@ def _plan(
     release: str | None,
 ) -> Plan:
     """The cards and note types against the last manifest and ledger; the draft or release manifest."""
-    from generator.ids import deck_id
+    from generator.apkg.ids import deck_id
 
     root_prefix = str(deckset.config_path.parent) + os.sep
     states = [
@@ -289,8 +289,8 @@ def _package_decks(
     options: Options,
 ) -> tuple[dict[str, bytes], tuple[DeckRecord, ...]]:
     """Every topic's .apkg and all-topics.apkg, with the deck records that describe them."""
-    from generator.ids import deck_id, note_guid, umbrella_deck_id
-    from generator.package import PackagedDeck, PackagedNote
+    from generator.apkg.ids import deck_id, note_guid, umbrella_deck_id
+    from generator.apkg.package import PackagedDeck, PackagedNote
 
     manifest = plan.manifest
     records = manifest.card_index()
@@ -476,7 +476,7 @@ def _package_all(
     jobs: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], options: Options
 ) -> dict[str, bytes]:
     """Package each job, or take the package made last time from exactly the same inputs."""
-    from generator.package import package_bytes
+    from generator.apkg.package import package_bytes
 
     cache = options.cache
     done: dict[str, bytes] = {}
@@ -524,7 +524,7 @@ def _package_in_parallel(
 
 
 def _package_job(index: int) -> bytes:
-    from generator.package import package_bytes
+    from generator.apkg.package import package_bytes
 
     return package_bytes(*_PACKAGING[index])
 

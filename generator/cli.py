@@ -425,8 +425,8 @@ def diff_command(
     url: str,
 ) -> None:  # fmt: skip
     """Show, per card file, how the text of its note in Anki differs from the build (matched by the Id field)."""
+    from generator.apkg.notetype import note_types
     from generator.ledger import read_manifest
-    from generator.notetype import note_types
     from generator.roundtrip.push import PushError, anki_differences, open_target
 
     names = {nt.model_id: nt.fields for nt in note_types().values()}

@@ -251,7 +251,7 @@ def advance(
     version: str,
 ) -> Ledger:
     """The ledger after releasing `version`: (claim, guid_id, note_id, changed) for every card of the release."""
-    from generator.ids import note_guid
+    from generator.apkg.ids import note_guid
 
     records = ledger.index()
     for claim, guid_id, note_id, changed in cards:
@@ -344,7 +344,7 @@ def seed(manifest_cards: Iterable[Any], removed: Iterable[Any], version: str) ->
 
     `removed` are cards of that release that a draft dropped: still live in it.
     """
-    from generator.ids import note_guid
+    from generator.apkg.ids import note_guid
 
     records = []
     for card in manifest_cards:

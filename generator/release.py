@@ -12,9 +12,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from generator.apkg.ids import NOTE_ID_SPACING
 from generator.diagnostics import Diagnostic, Location, error, warning
 from generator.identities import Claim, Identity, Ledger, Resolution, resolve, seed
-from generator.ids import NOTE_ID_SPACING
 from generator.ledger import (
     NO_RELEASE,
     CardRecord,

@@ -9,8 +9,8 @@ import re
 from pygments.lexers import get_all_lexers, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from generator.apkg.ids import imported_guid_id
 from generator.diagnostics import Diagnostic, Location, error
-from generator.ids import imported_guid_id
 from generator.model import CARD_TYPES, Card, CardType
 from generator.parse import Entry, ParsedFile
 from generator.scan import (
@@ -87,7 +87,7 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
     previous_ids = _check_list(meta.get("previous_ids"), "previous_ids", CARD_ID, "a card id", problems)
     if card_id is not None and card_id in previous_ids:
         problems.append(error(meta["previous_ids"].location, "a card's previous_ids cannot hold its own id"))
-    guid = meta.get("guid")  # an imported note's own GUID: its lineage starts there (see generator.ids)
+    guid = meta.get("guid")  # an imported note's own GUID: its lineage starts there (see generator.apkg.ids)
     if guid is not None:
         if not isinstance(guid.value, str) or not guid.value.strip() or not guid.value.isprintable():
             problems.append(error(guid.location, "invalid guid", "keep the GUID 'decks import' wrote, quoted"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import generator.notetype
+import generator.apkg.notetype
+from generator.apkg.ids import note_guid
 from generator.build import build
-from generator.ids import note_guid
 from tests.anki_support import CardAnswer, answer_cards, import_package, notes_by_guid, rendered, scheduling_state
 from tests.conftest import T0, WriteCard
 from tests.test_images import ONE_PIXEL_PNG
@@ -93,8 +93,8 @@ def test_upgrade_keeps_history_and_applies_edits(
     )
     write_card("beta", "reversed", "id: beta-epoch\ntags: [concept]\ntype: reversed", "# Epoch\n\nOne pass (edited).\n")
     write_card("beta", "new", "id: beta-new\ntags: [concept]\nsource: [s#9]", "# A new question?\n\nA new answer.\n")
-    released_stylesheet = generator.notetype.stylesheet
-    monkeypatch.setattr(generator.notetype, "stylesheet", lambda: released_stylesheet() + ".release-two { }\n")
+    released_stylesheet = generator.apkg.notetype.stylesheet
+    monkeypatch.setattr(generator.apkg.notetype, "stylesheet", lambda: released_stylesheet() + ".release-two { }\n")
     build(content, dist, T0 + 3600)
 
     log = import_package(collection, dist / "all-topics.apkg")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from generator.apkg.ids import imported_guid, imported_guid_id, note_guid
 from generator.build import build
 from generator.cli import main
-from generator.ids import imported_guid, imported_guid_id, note_guid
 from generator.roundtrip.deck_import import card_markdown, to_markdown
 from tests.conftest import T0
 

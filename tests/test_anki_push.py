@@ -178,7 +178,7 @@ def test_push_while_another_process_holds_the_collection_is_a_one_line_error(bui
 def test_release_111_users_get_field_and_template_ids_without_a_copied_note_type(content: Path, tmp_path: Path) -> None:
     from anki.collection import Collection
 
-    from generator.notetype import note_types
+    from generator.apkg.notetype import note_types
     from tests.anki_support import import_package
 
     repo = Path(__file__).resolve().parents[1]

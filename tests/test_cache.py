@@ -108,7 +108,7 @@ def test_cached_build_equals_cold_build(twin: Callable[..., None], change: Chang
 def test_a_css_change_repackages(twin: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from generator import notetype
+    from generator.apkg import notetype
 
     original = notetype.note_types
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from generator.apkg.ids import note_guid
 from generator.cli import main
 from generator.identities import LEDGER_FILE, read_ledger
-from generator.ids import note_guid
 
 # The repository's own dist/: what the everyday loop must not depend on (it builds all the content).
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.notetype import note_types
+from generator.apkg.notetype import note_types
 from generator.parse import parse_card_file
 from generator.render import render_card
 from generator.validate import validate_file

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from generator.ids import MODEL_IDS, deck_id, note_guid
+from generator.apkg.ids import MODEL_IDS, deck_id, note_guid
 
 
 def test_note_guids_are_pinned() -> None:
@@ -18,7 +18,7 @@ def test_guid_is_a_fixed_function_of_the_id() -> None:
     assert note_guid("a-b") == NOTE_GUID_A_B
     assert note_guid("a-c") == NOTE_GUID_A_C
     # A fresh interpreter with another hash seed agrees: nothing depends on hash() or process state.
-    script = "from generator.ids import note_guid; print(note_guid('a-b')); print(note_guid('a-c'))"
+    script = "from generator.apkg.ids import note_guid; print(note_guid('a-b')); print(note_guid('a-c'))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     assert completed.stdout.splitlines() == [NOTE_GUID_A_B, NOTE_GUID_A_C]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from generator.notetype import stylesheet
+from generator.apkg.notetype import stylesheet
 from generator.preview.assets import ANKI_READER_CSS
 from tests.anki_support import import_package, rendered
 from tests.browser import needs_chromium, report

@@ -8,7 +8,7 @@ import pytest
 from pygments.styles import get_style_by_name
 from pygments.token import Token
 
-from generator.notetype import (
+from generator.apkg.notetype import (
     DARK_CODE_STYLE,
     LIGHT_CODE_BACKGROUND,
     LIGHT_CODE_BORDER,

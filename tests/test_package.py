@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from generator import build as pipeline
+from generator.apkg.notetype import note_types
+from generator.apkg.package import PackagedDeck, PackagedNote, package_bytes, write_atomic
 from generator.model import MediaFile
-from generator.notetype import note_types
-from generator.package import PackagedDeck, PackagedNote, package_bytes, write_atomic
 from tests.conftest import T0
 
 
@@ -38,7 +38,7 @@ def test_notes_cards_and_models_carry_the_given_times(tmp_path: Path) -> None:
 def test_a_large_collection_streamed_from_disk_holds_the_same_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from generator import package
+    from generator.apkg import package
 
     def tables(data: bytes, name: str) -> list[tuple[object, ...]]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from generator.apkg.notetype import stylesheet
 from generator.cli import main
-from generator.notetype import stylesheet
 from generator.preview.assets import ANKI_READER_CSS
 from tests.browser import needs_chromium, report
 from tests.test_tex_mathjax import anki_mathjax

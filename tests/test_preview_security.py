@@ -22,9 +22,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generator.apkg.notetype import note_types
 from generator.cli import main
 from generator.load import load_content
-from generator.notetype import note_types
 from generator.preview.math import ERROR_CLASS, MATHML_ATTRIBUTES, MATHML_ELEMENTS, typeset_math
 from generator.preview.server import start_server
 from generator.preview.site import (

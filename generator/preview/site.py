@@ -34,13 +34,13 @@ from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from generator.apkg.notetype import NoteType, note_types
+from generator.apkg.package import write_atomic
 from generator.cloze import ordinals
 from generator.compile import check_unique_ids, compile_card
 from generator.diagnostics import Diagnostic, display_path, sort_key, summarize
 from generator.load import Content, SourceFile, load_content
 from generator.model import Card, CardType, DeckSet, MediaFile
-from generator.notetype import NoteType, note_types
-from generator.package import write_atomic
 from generator.preview.assets import ANKI_READER_CSS, PHONE_WIDTH_PX, PREVIEW_CSS, PREVIEW_JS
 from generator.preview.math import MathProblem, tex_to_mathml, typeset_math
 from generator.preview.template import render_template

@@ -40,7 +40,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from generator.ids import MODEL_IDS
+from generator.apkg.ids import MODEL_IDS
 
 if TYPE_CHECKING:
     from anki.collection import Collection

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pygments.formatters import HtmlFormatter
 
-from generator.ids import MODEL_IDS, field_id, template_id
+from generator.apkg.ids import MODEL_IDS, field_id, template_id
 from generator.model import CardType
 
 LIGHT_CODE_STYLE = "default"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import genanki
 
+from generator.apkg.notetype import NoteType
 from generator.model import MediaFile
-from generator.notetype import NoteType
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_LEVEL = 6
