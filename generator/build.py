@@ -29,8 +29,10 @@ from generator.cache import (
     tree_status,
 )
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
-from generator.identities import LEDGER_FILE, Ledger, advance, ledger_json, read_ledger, seed
-from generator.ledger import (
+from generator.load import deck_name_key
+from generator.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
+from generator.release.identities import LEDGER_FILE, Ledger, advance, ledger_json, read_ledger, seed
+from generator.release.manifest import (
     Changes,
     DeckRecord,
     Manifest,
@@ -39,10 +41,7 @@ from generator.ledger import (
     read_manifest,
     unreleased_changes,
 )
-from generator.load import deck_name_key
-from generator.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
-from generator.publish import PublishError, publish
-from generator.release import (
+from generator.release.plan import (
     UNRELEASED,
     CardState,
     changes_section,
@@ -55,6 +54,7 @@ from generator.release import (
     removal_warnings,
     updated_changelog,
 )
+from generator.release.publish import PublishError, publish
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext

@@ -182,7 +182,7 @@ def changelog_command(content_dir: Path, dist_dir: Path) -> None:
     """Print the unreleased changes (as the next build records them), or else the latest release's notes."""
     from generator.build import check
     from generator.diagnostics import BuildFailed, visible
-    from generator.release import UNRELEASED, changes_section, latest_section
+    from generator.release.plan import UNRELEASED, changes_section, latest_section
 
     try:
         result, _ = check(content_dir, dist_dir, build_time(), package=False)
@@ -203,7 +203,7 @@ def changelog_command(content_dir: Path, dist_dir: Path) -> None:
 def history_command(dist_dir: Path, card_id: str) -> None:
     """Print the lineage of CARD_ID from the identity ledger: every id of its note and what became of each."""
     from generator.diagnostics import visible
-    from generator.identities import LEDGER_FILE, read_ledger
+    from generator.release.identities import LEDGER_FILE, read_ledger
 
     ledger, problems = read_ledger(dist_dir / LEDGER_FILE)
     if problems or ledger is None:
@@ -328,7 +328,7 @@ def _summary(verb: str, result: BuildResult, started: float, verbose: bool) -> N
 
 
 def _state(result: BuildResult) -> str:
-    from generator.release import release_label
+    from generator.release.plan import release_label
 
     return release_label(
         result.manifest.version, result.changes.any and result.manifest.version == result.previous.version
@@ -426,7 +426,7 @@ def diff_command(
 ) -> None:  # fmt: skip
     """Show, per card file, how the text of its note in Anki differs from the build (matched by the Id field)."""
     from generator.apkg.notetype import note_types
-    from generator.ledger import read_manifest
+    from generator.release.manifest import read_manifest
     from generator.roundtrip.push import PushError, anki_differences, open_target
 
     names = {nt.model_id: nt.fields for nt in note_types().values()}

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from generator.build import compile_release
 from generator.cli import main
-from generator.ledger import EMPTY
+from generator.release.manifest import EMPTY
 from generator.verify.runner import Program, extract_program, missing_verify_extra, run_programs
 from tests.conftest import CODE_REPORT, WriteCard, skip_or_fail
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from generator.apkg.ids import note_guid
 from generator.cli import main
-from generator.identities import LEDGER_FILE, read_ledger
+from generator.release.identities import LEDGER_FILE, read_ledger
 
 # The repository's own dist/: what the everyday loop must not depend on (it builds all the content).
 pytestmark = pytest.mark.slow

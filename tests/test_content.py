@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from generator.build import BuildResult, Options, compile_release
-from generator.ledger import EMPTY
+from generator.release.manifest import EMPTY
 
 pytestmark = pytest.mark.slow
 

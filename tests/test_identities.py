@@ -15,7 +15,7 @@ from generator.apkg.ids import note_guid
 from generator.build import Options, build
 from generator.cli import main
 from generator.diagnostics import BuildFailed
-from generator.identities import LEDGER_FILE, read_ledger
+from generator.release.identities import LEDGER_FILE, read_ledger
 from tests.conftest import T0, WriteCard
 
 DAY = 86_400

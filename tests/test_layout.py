@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "generator"
 CLI_ONLY = ("generator.preview", "generator.verify", "generator.authoring", "generator.roundtrip")
 # Reading and rendering a card never looks at releases or dist/.
 CARD_STAGES = ("load", "parse", "validate", "scan", "cloze", "tex", "render", "sanitize", "images", "checks", "model")
-RELEASE_SIDE = ("generator.build", "generator.release", "generator.identities", "generator.ledger", "generator.publish")
+RELEASE_SIDE = ("generator.build", "generator.release")
 
 
 def imports_of(path: Path) -> set[str]:

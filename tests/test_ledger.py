@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from generator.diagnostics import Location
-from generator.ledger import EMPTY, Changes, Manifest, bump, manifest_json, read_manifest
-from generator.release import CardState, plan_cards, plan_notetype
+from generator.release.manifest import EMPTY, Changes, Manifest, bump, manifest_json, read_manifest
+from generator.release.plan import CardState, plan_cards, plan_notetype
 
 T0 = 1_700_000_000
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import publish as publish_module
-from generator.publish import PublishError, publish
+from generator.release import publish as publish_module
+from generator.release.publish import PublishError, publish
 
 
 def contents(folder: Path) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from generator.build import Options, compile_release
 from generator.cli import main
 from generator.diagnostics import BuildFailed
-from generator.ledger import EMPTY
+from generator.release.manifest import EMPTY
 from generator.validate import PLACEHOLDER_QUESTION, PLACEHOLDER_TEXTS
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 from generator.apkg.ids import NOTE_ID_SPACING
 from generator.diagnostics import Diagnostic, Location, error, warning
-from generator.identities import Claim, Identity, Ledger, Resolution, resolve, seed
-from generator.ledger import (
+from generator.release.identities import Claim, Identity, Ledger, Resolution, resolve, seed
+from generator.release.manifest import (
     NO_RELEASE,
     CardRecord,
     Changes,
