@@ -28,9 +28,9 @@ from generator.cache import (
     tree_fingerprint,
     tree_status,
 )
+from generator.cards.load import deck_name_key
+from generator.cards.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
-from generator.load import deck_name_key
-from generator.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
 from generator.release.identities import LEDGER_FILE, Ledger, advance, ledger_json, read_ledger, seed
 from generator.release.manifest import (
     Changes,
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
     from generator.apkg.notetype import NoteType
     from generator.apkg.package import PackagedDeck
-    from generator.compile import Progress
+    from generator.cards.compile import Progress
 
 MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
@@ -158,7 +158,7 @@ def compile_release(
     """
     # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
     from generator.apkg.notetype import note_types
-    from generator.compile import compile_cards
+    from generator.cards.compile import compile_cards
 
     started = time.perf_counter()
     compiled = compile_cards(content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress)
@@ -508,7 +508,7 @@ def _package_in_parallel(
     """Package on `jobs` processes, the jobs in the order given (the largest first keeps both cores busy to the end)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from generator.compile import _die_with_parent
+    from generator.cards.compile import _die_with_parent
 
     global _PACKAGING
     # Forked workers inherit the decks from this list: nothing large is pickled to them.

@@ -14,7 +14,7 @@ the checkout (a pull request cannot add to it), and every entry, package and
 stamp carries a MAC made with a secret key that only this user's builds read
 (`user_key`): an entry this user's build did not write is a miss. The build
 still runs the field gate on everything a cache returns (see
-`generator.compile`).
+`generator.cards.compile`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from generator.cards.load import SourceFile
+from generator.cards.model import Card, MediaFile, RenderedCard, media_name
+from generator.cards.scan import scan
 from generator.diagnostics import Diagnostic, Location
-from generator.load import SourceFile
-from generator.model import Card, MediaFile, RenderedCard, media_name
-from generator.scan import scan
 
 CACHE_FORMAT = 3
 DATABASE_FILE = "cache.sqlite3"

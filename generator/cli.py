@@ -257,7 +257,7 @@ def check_command(
             click.echo(summarize(shown), err=True)
             sys.exit(1)
         # Every problem lies in cards outside ONLY: the chosen cards are sound on their own.
-        from generator.compile import compile_cards
+        from generator.cards.compile import compile_cards
 
         cards = compile_cards(content_dir, jobs=options.jobs, cache=options.cache).cards
     chosen = [r.card for r in cards if _selected(r.card.path, only)]
@@ -284,7 +284,7 @@ def _options(
 ) -> Options:  # fmt: skip
     from generator.build import Options
     from generator.cache import RenderCache, default_cache_folder
-    from generator.compile import default_jobs
+    from generator.cards.compile import default_jobs
 
     cache = None
     if not no_cache:

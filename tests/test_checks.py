@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from generator.checks import answer_words, reader_checks
-from generator.cloze import Cloze, deletions, ordinals, parse_clozes
+from generator.cards.checks import answer_words, reader_checks
+from generator.cards.cloze import Cloze, deletions, ordinals, parse_clozes
+from generator.cards.model import Card, CardType
+from generator.cards.parse import parse_card_file
+from generator.cards.validate import validate_file
 from generator.diagnostics import Diagnostic
-from generator.model import Card, CardType
-from generator.parse import parse_card_file
-from generator.validate import validate_file
 
 PATH = Path("/cards/alpha/card.md")
 
@@ -257,7 +257,7 @@ def test_wide_formulas() -> None:
 
 
 def test_formula_width_estimate() -> None:
-    from generator.checks import tex_width
+    from generator.cards.checks import tex_width
 
     assert tex_width("x") == pytest.approx(12.0)
     assert tex_width("\\frac{a + b}{c}") == tex_width("a + b")  # a fraction is as wide as its wider part

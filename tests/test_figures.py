@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from generator.images import svg_problem
+from generator.cards.images import svg_problem
 from tests.conftest import require_module
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from generator.apkg.notetype import note_types
-from generator.parse import parse_card_file
-from generator.render import render_card
-from generator.validate import validate_file
+from generator.cards.parse import parse_card_file
+from generator.cards.render import render_card
+from generator.cards.validate import validate_file
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CARDS = sorted((GOLDEN / "cards").glob("*.md"))

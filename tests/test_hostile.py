@@ -346,7 +346,7 @@ QUADRATIC_MARKDOWN = {
 def test_markdown_that_would_take_minutes_stops_at_the_card_budget(
     tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from generator import compile as compile_module
+    from generator.cards import compile as compile_module
 
     monkeypatch.setattr(compile_module, "CARD_CPU_SECONDS", 1)
     content, dist, outside = _tree(tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.images import (
+from generator.cards.images import (
     MAX_IMAGE_BYTES,
     MAX_IMAGE_SIDE,
     RASTER_HINT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator.load import load_content
+from generator.cards.load import load_content
 
 
 def test_topics_are_ordered_and_files_sorted(content: Path) -> None:

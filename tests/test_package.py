@@ -12,7 +12,7 @@ import pytest
 from generator import build as pipeline
 from generator.apkg.notetype import note_types
 from generator.apkg.package import PackagedDeck, PackagedNote, package_bytes, write_atomic
-from generator.model import MediaFile
+from generator.cards.model import MediaFile
 from tests.conftest import T0
 
 

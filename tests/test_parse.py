@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator.parse import parse_card_file, read_yaml_mapping
+from generator.cards.parse import parse_card_file, read_yaml_mapping
 
 PATH = Path("card.md")
 

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.apkg.notetype import note_types
+from generator.cards.load import SourceFile, load_content
 from generator.cli import main
-from generator.load import SourceFile, load_content
 from generator.preview.math import ERROR_CLASS, typeset_math
 from generator.preview.site import CardPreview, PreviewError, PreviewSite, card_page, preview_card, side_document
 from generator.preview.template import render_cloze, render_template

@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.apkg.notetype import note_types
+from generator.cards.load import load_content
 from generator.cli import main
-from generator.load import load_content
 from generator.preview.math import ERROR_CLASS, MATHML_ATTRIBUTES, MATHML_ELEMENTS, typeset_math
 from generator.preview.server import start_server
 from generator.preview.site import (

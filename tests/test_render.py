@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator.render import render_markdown, render_math
+from generator.cards.render import render_markdown, render_math
 from tests.test_images import ONE_PIXEL_PNG
 
 PATH = Path("card.md")

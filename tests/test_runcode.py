@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from generator.cards.parse import parse_card_file
+from generator.cards.validate import validate_file
 from generator.cli import main
-from generator.parse import parse_card_file
-from generator.validate import validate_file
 from generator.verify import child as code_prelude
 from generator.verify import runner as runcode
 from generator.verify.runner import Program, RunReport, extract_program, missing_verify_extra, run_programs

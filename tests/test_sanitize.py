@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.render import render_markdown
-from generator.sanitize import policy_violations, sanitize
+from generator.cards.render import render_markdown
+from generator.cards.sanitize import policy_violations, sanitize
 
 PATH = Path("alpha/card.md")
 

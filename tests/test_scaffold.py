@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from generator.build import Options, compile_release
+from generator.cards.validate import PLACEHOLDER_QUESTION, PLACEHOLDER_TEXTS
 from generator.cli import main
 from generator.diagnostics import BuildFailed
 from generator.release.manifest import EMPTY
-from generator.validate import PLACEHOLDER_QUESTION, PLACEHOLDER_TEXTS
 
 
 @pytest.mark.parametrize("card_type", ["basic", "reversed", "cloze"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.scan import Fence, Math, Prose, parse_fence_info, scan
+from generator.cards.scan import Fence, Math, Prose, parse_fence_info, scan
 
 PATH = Path("card.md")
 

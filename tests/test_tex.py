@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.scan import Math, scan
-from generator.tex import ALLOWED_COMMANDS, ALLOWED_ENVIRONMENTS, field_tex_problems, tex_problems
+from generator.cards.scan import Math, scan
+from generator.cards.tex import ALLOWED_COMMANDS, ALLOWED_ENVIRONMENTS, field_tex_problems, tex_problems
 
 CONTENT = Path(__file__).resolve().parents[1] / "content"
 # What MathJax's html, bbox, action, newcommand, require, unicode and enclose packages add.

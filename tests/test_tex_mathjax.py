@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from generator.tex import ALLOWED_COMMANDS, ALLOWED_ENVIRONMENTS, tex_problems
+from generator.cards.tex import ALLOWED_COMMANDS, ALLOWED_ENVIRONMENTS, tex_problems
 from tests.browser import needs_chromium, report
 from tests.conftest import skip_or_fail
 
@@ -144,7 +144,7 @@ def test_the_control_formulas_show_the_check_can_see_links_styles_and_requests(t
 
 
 def test_every_formula_on_the_cards_typesets_without_error(tmp_path: Path) -> None:
-    from generator.scan import Math, scan
+    from generator.cards.scan import Math, scan
 
     content = Path(__file__).resolve().parents[1] / "content"
     formulas = sorted(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.compile import check_unique_ids
-from generator.parse import parse_card_file
-from generator.validate import validate_file
+from generator.cards.compile import check_unique_ids
+from generator.cards.parse import parse_card_file
+from generator.cards.validate import validate_file
 
 PATH = Path("alpha/card.md")
 

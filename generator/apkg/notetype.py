@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pygments.formatters import HtmlFormatter
 
 from generator.apkg.ids import MODEL_IDS, field_id, template_id
-from generator.model import CardType
+from generator.cards.model import CardType
 
 LIGHT_CODE_STYLE = "default"
 DARK_CODE_STYLE = "github-dark"

@@ -23,7 +23,7 @@ from pathlib import Path
 import genanki
 
 from generator.apkg.notetype import NoteType
-from generator.model import MediaFile
+from generator.cards.model import MediaFile
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ZIP_LEVEL = 6

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator.model import CardType
-from generator.validate import CARD_ID, MAX_ID_LENGTH, PLACEHOLDER_QUESTION, PLACEHOLDER_TEXTS
+from generator.cards.model import CardType
+from generator.cards.validate import CARD_ID, MAX_ID_LENGTH, PLACEHOLDER_QUESTION, PLACEHOLDER_TEXTS
 
 __all__ = ["PLACEHOLDER_QUESTION", "ScaffoldError", "new_card"]
 

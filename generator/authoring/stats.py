@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.checks import answer_words
-from generator.cloze import ordinals
-from generator.load import load_content
-from generator.model import CARD_TYPES, Card
-from generator.parse import parse_card_file
-from generator.scan import Fence, Math, Prose, parse_fence_info
-from generator.validate import validate_file
+from generator.cards.checks import answer_words
+from generator.cards.cloze import ordinals
+from generator.cards.load import load_content
+from generator.cards.model import CARD_TYPES, Card
+from generator.cards.parse import parse_card_file
+from generator.cards.scan import Fence, Math, Prose, parse_fence_info
+from generator.cards.validate import validate_file
 
 # The row under a table's header: cells of dashes, optionally aligned with ':'.
 TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?\s*$")

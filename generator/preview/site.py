@@ -36,15 +36,15 @@ from urllib.parse import quote
 
 from generator.apkg.notetype import NoteType, note_types
 from generator.apkg.package import write_atomic
-from generator.cloze import ordinals
-from generator.compile import check_unique_ids, compile_card
+from generator.cards.cloze import ordinals
+from generator.cards.compile import check_unique_ids, compile_card
+from generator.cards.load import Content, SourceFile, load_content
+from generator.cards.model import Card, CardType, DeckSet, MediaFile
+from generator.cards.scan import Math, Prose, scan
 from generator.diagnostics import Diagnostic, display_path, sort_key, summarize
-from generator.load import Content, SourceFile, load_content
-from generator.model import Card, CardType, DeckSet, MediaFile
 from generator.preview.assets import ANKI_READER_CSS, PHONE_WIDTH_PX, PREVIEW_CSS, PREVIEW_JS
 from generator.preview.math import MathProblem, tex_to_mathml, typeset_math
 from generator.preview.template import render_template
-from generator.scan import Math, Prose, scan
 
 # Marks a folder this command may clean up, and lists the files it wrote there:
 # only those are ever deleted.

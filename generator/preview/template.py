@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from generator.cloze import Node, parse_clozes
+from generator.cards.cloze import Node, parse_clozes
 
 SECTION = re.compile(r"\{\{([#^])([^{}]+?)\}\}(.*?)\{\{/\2\}\}", re.DOTALL)
 REPLACEMENT = re.compile(r"\{\{(?:(\w+):)?([^{}#^/]+?)\}\}")

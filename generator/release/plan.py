@@ -1,6 +1,6 @@
 """Plan a release: mod times, note ids, identity guards, versions and the changelog.
 
-Compiling the cards (`generator.compile`) says what the sources hold; this
+Compiling the cards (`generator.cards.compile`) says what the sources hold; this
 module relates that to what users already have, as recorded in the manifest.
 Users' review history hangs on each note's GUID, so an id that silently
 changes, or a card deleted and re-added under a new id, is an error here.

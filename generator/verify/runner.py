@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from generator.diagnostics import Diagnostic, Location, error
-from generator.model import Card
-from generator.scan import (
+from generator.cards.model import Card
+from generator.cards.scan import (
     OUTPUT_LANGUAGE,
     RUNNABLE_LANGUAGE,
     Fence,
@@ -42,6 +41,7 @@ from generator.scan import (
     parse_fence_info,
     without_blank_prose,
 )
+from generator.diagnostics import Diagnostic, Location, error
 
 # CPU-seconds per card, counted in the card's own process: a busy machine does
 # not use them up. The heaviest cards need well under a minute.

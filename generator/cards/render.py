@@ -22,12 +22,12 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 
-from generator.cloze import cloze_ordinals
+from generator.cards.cloze import cloze_ordinals
+from generator.cards.images import MAX_IMAGE_BYTES, image_problem
+from generator.cards.model import Card, MediaFile, RenderedCard, media_name
+from generator.cards.sanitize import policy_violations, sanitize
+from generator.cards.scan import Math, Prose, Segment, parse_fence_info, scan
 from generator.diagnostics import Diagnostic, Location, error
-from generator.images import MAX_IMAGE_BYTES, image_problem
-from generator.model import Card, MediaFile, RenderedCard, media_name
-from generator.sanitize import policy_violations, sanitize
-from generator.scan import Math, Prose, Segment, parse_fence_info, scan
 
 CODE_CSS_CLASS = "highlight"
 CLOZE_OPEN = re.compile(r"\{\{c\d+::")

@@ -10,10 +10,9 @@ from pygments.lexers import get_all_lexers, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from generator.apkg.ids import imported_guid_id
-from generator.diagnostics import Diagnostic, Location, error
-from generator.model import CARD_TYPES, Card, CardType
-from generator.parse import Entry, ParsedFile
-from generator.scan import (
+from generator.cards.model import CARD_TYPES, Card, CardType
+from generator.cards.parse import Entry, ParsedFile
+from generator.cards.scan import (
     OUTPUT_LANGUAGE,
     RUNNABLE_LANGUAGE,
     Fence,
@@ -25,7 +24,8 @@ from generator.scan import (
     scan,
     without_blank_prose,
 )
-from generator.tex import TEX_HINT, tex_problems
+from generator.cards.tex import TEX_HINT, tex_problems
+from generator.diagnostics import Diagnostic, Location, error
 
 CARD_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")

@@ -9,9 +9,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.cards.model import DeckSet, Topic
+from generator.cards.parse import Entry, read_yaml_mapping
 from generator.diagnostics import Diagnostic, Location, display_path, error
-from generator.model import DeckSet, Topic
-from generator.parse import Entry, read_yaml_mapping
 
 DECKSET_FILE = "deckset.yaml"
 TOPIC_FILE = "topic.yaml"

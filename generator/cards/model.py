@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from generator.scan import Segment
+from generator.cards.scan import Segment
 
 CardType = Literal["basic", "reversed", "cloze"]
 CARD_TYPES: tuple[CardType, ...] = ("basic", "reversed", "cloze")

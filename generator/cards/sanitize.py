@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 
 import nh3
 
-from generator.tex import field_tex_problems
+from generator.cards.tex import field_tex_problems
 
 ALLOWED_TAGS = frozenset(
     {

@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from generator.cloze import Cloze, deletions, parse_clozes
+from generator.cards.cloze import Cloze, deletions, parse_clozes
+from generator.cards.model import Card
+from generator.cards.scan import Fence, Math, Prose, Segment
 from generator.diagnostics import Diagnostic, Location, warning
-from generator.model import Card
-from generator.scan import Fence, Math, Prose, Segment
 
 MAX_CODE_LINE = 80  # characters; wider lines scroll sideways on a phone
 # Code on the question side must be read whole before answering: a line fits a

@@ -23,15 +23,15 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from generator.cache import RenderCache, encode_entry
-from generator.checks import reader_checks
+from generator.cards.checks import reader_checks
+from generator.cards.load import Content, SourceFile, load_content
+from generator.cards.model import Card, RenderedCard
+from generator.cards.parse import parse_card_file
+from generator.cards.render import render_card, reset_markdown
+from generator.cards.sanitize import field_problems
+from generator.cards.tex import TEX_HINT
+from generator.cards.validate import validate_file
 from generator.diagnostics import Diagnostic, Location, error, warning
-from generator.load import Content, SourceFile, load_content
-from generator.model import Card, RenderedCard
-from generator.parse import parse_card_file
-from generator.render import render_card, reset_markdown
-from generator.sanitize import field_problems
-from generator.tex import TEX_HINT
-from generator.validate import validate_file
 
 GATE_HINT = f"{TEX_HINT}; a formula made with HTML entities or Markdown escapes is checked as MathJax will read it"
 
