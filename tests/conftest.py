@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
 
 from generator.verify.runner import RunReport
 
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
 T0 = 1_700_000_000  # a fixed build time for tests
+
+# CI replays the same generated examples on every run (a failure there is reproducible, never luck);
+# a developer's run explores new ones and keeps what failed in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 WriteCard = Callable[..., Path]
 
