@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from generator.diagnostics import Diagnostic, Location, error
+from generator.release.manifest import CardRecord, RemovedRecord
 
 LEDGER_FILE = "identities.json"
 LEDGER_FORMAT = 1
@@ -339,7 +340,7 @@ def _from_json(data: Any) -> Ledger:
     return ledger
 
 
-def seed(manifest_cards: Iterable[Any], removed: Iterable[Any], version: str) -> Ledger:
+def seed(manifest_cards: Iterable[CardRecord], removed: Iterable[RemovedRecord], version: str) -> Ledger:
     """A ledger for a `dist/` made before ledgers existed: every card of the last release live.
 
     `removed` are cards of that release that a draft dropped: still live in it.

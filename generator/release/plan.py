@@ -92,7 +92,7 @@ def plan_cards(
                 and prior.id not in current_ids
                 and prior.id not in state.previous_ids
                 and prior.released_hash is not None
-                and not problems_mention(problems, state.location)
+                and not _mentioned(problems, state.location)
             ):
                 problems.append(_id_changed(state, prior.id))
                 explained.add(prior.id)  # reported here; not also as a removal
@@ -123,7 +123,7 @@ def plan_cards(
     return ordered, tuple(sorted(removed, key=lambda r: r.id)), problems, resolution
 
 
-def problems_mention(problems: Sequence[Diagnostic], location: Location) -> bool:
+def _mentioned(problems: Sequence[Diagnostic], location: Location) -> bool:
     """Whether a card already has an identity error (one explanation per card is enough)."""
     return any(p.location == location for p in problems)
 

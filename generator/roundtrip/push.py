@@ -66,7 +66,10 @@ class PushError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class PackageNote:
+class ShippedNote:
+    """A note as a built package holds it, read back to compare with a collection (not the writer's
+    `apkg.package.PackagedNote`, which carries ids and positions this side never needs)."""
+
     guid: str
     model_id: int
     fields: tuple[str, ...]
@@ -78,7 +81,7 @@ class PackageNote:
         return self.fields[-1]
 
 
-def read_package(path: Path) -> list[PackageNote]:
+def read_package(path: Path) -> list[ShippedNote]:
     """The notes of a built `.apkg` (its `collection.anki2`, read with sqlite3)."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -94,7 +97,7 @@ def read_package(path: Path) -> list[PackageNote]:
         finally:
             connection.close()
     return [
-        PackageNote(g, mid, tuple(flds.split("\x1f")), tuple(tags.split()), mod) for g, mid, flds, tags, mod in rows
+        ShippedNote(g, mid, tuple(flds.split("\x1f")), tuple(tags.split()), mod) for g, mid, flds, tags, mod in rows
     ]
 
 
@@ -402,7 +405,7 @@ def _normal(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(unicodedata.normalize("NFC", v.replace("\r\n", "\n").replace("\r", "")) for v in values)
 
 
-def same_content(note: CollectionNote, package: PackageNote) -> bool:
+def same_content(note: CollectionNote, package: ShippedNote) -> bool:
     """Fields and tags as the build ships them (the retired tag aside; Anki normalises text on import)."""
     tags = {t.casefold() for t in note.tags if t != RETIRED_TAG}
     return _normal(note.fields) == _normal(package.fields) and tags == {t.casefold() for t in package.tags}
@@ -423,8 +426,8 @@ def push(
     guids = frozenset(n.guid for n in incoming)
     by_guid = target.name == "collection"
 
-    def key(note: CollectionNote | PackageNote) -> str | None:
-        if isinstance(note, PackageNote):
+    def key(note: CollectionNote | ShippedNote) -> str | None:
+        if isinstance(note, ShippedNote):
             return note.guid if by_guid else note.card_id
         return note.guid if by_guid else note.card_id
 
