@@ -201,6 +201,10 @@ CASES = [
     pytest.param(card("# Q?\n\nA \\\\(\\cssId{x}{y}\\\\) B\n"),
                  "TeX command '\\cssId' is not allowed in math (in the rendered field)",
                  id="tex-through-markdown-escapes"),
+    pytest.param(raw("clz.md", b'---\nid: alpha-clz\ntype: cloze\ntags: []\nsource: [alpha]\n---\n# T\n\n'
+                 b'Hover <span title="{{c1::x}}">here</span> and {{c2::y}}.\n'),
+                 "clz.md:7:1: error: a cloze deletion inside an HTML attribute value (in the rendered field)",
+                 id="cloze-inside-an-attribute"),
     # Nothing from a source reaches the terminal raw.
     pytest.param(raw("a\x1b]52;c;SGVsbG8=\x07b.md", GOOD.encode()), "a\\x1b]52;c;SGVsbG8=\\x07b.md",
                  id="control-sequence-in-file-name"),

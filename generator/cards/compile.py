@@ -34,6 +34,7 @@ from generator.cards.validate import validate_file
 from generator.diagnostics import Diagnostic, Location, error, warning
 
 GATE_HINT = f"{TEX_HINT}; a formula made with HTML entities or Markdown escapes is checked as MathJax will read it"
+HTML_GATE_HINT = "see 'HTML in cards' in content/README.md; keep cloze deletions in text, outside tags"
 
 PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
 CARD_CPU_SECONDS = 5  # a real card compiles in milliseconds; quadratic Markdown would take minutes
@@ -173,7 +174,8 @@ def field_gate(rendered: RenderedCard) -> list[Diagnostic]:
     problems = []
     for field, line in zip(rendered.fields, (card.front_line, card.back_line, card.id_line), strict=True):
         for message in field_problems(field):
-            problems.append(error(Location(card.path, line, 1), f"{message} (in the rendered field)", GATE_HINT))
+            hint = GATE_HINT if message.startswith("TeX") else HTML_GATE_HINT
+            problems.append(error(Location(card.path, line, 1), f"{message} (in the rendered field)", hint))
     return problems
 
 

@@ -91,7 +91,30 @@ def field_problems(html: str) -> list[str]:
     cache, so no route around the renderer reaches a deck.
     """
     problems = [] if sanitize(html) == html else ["the field holds HTML outside the policy"]
+    if "{{c" in html and _ClozeInAttribute.found(html):
+        # Anki writes its cloze <span> markup into the attribute and breaks the element open.
+        problems.append("a cloze deletion inside an HTML attribute value")
     return problems + field_tex_problems(html)
+
+
+class _ClozeInAttribute(HTMLParser):
+    """Whether any attribute value holds a cloze marker."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hit = False
+
+    @classmethod
+    def found(cls, html: str) -> bool:
+        parser = cls()
+        parser.feed(html)
+        parser.close()
+        return parser.hit
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.hit = self.hit or any(value is not None and "{{c" in value for _name, value in attrs)
+
+    handle_startendtag = handle_starttag
 
 
 def policy_violations(
