@@ -172,3 +172,18 @@ def test_copying_dist_between_branches_resolves_with_one_build(content: Path, di
     write(content, "alpha/b.md", "alpha-b", "What is B?")
     build(content, other, T0 + DAY)
     assert build(content, dist, T0 + DAY).files == build(content, other, T0 + DAY).files
+
+
+def test_a_guid_key_cannot_take_over_a_released_note(content: Path, dist: Path) -> None:
+    """`guid:` keeps an imported note's GUID; spelling another released note's GUID there is refused."""
+    write(content, "alpha/a.md", "alpha-a", "What is A?")
+    release(content, dist, T0)
+    taken = note_guid("alpha-a").replace('"', '\\"')
+    (content / "beta" / "b.md").write_text(
+        f'---\nid: beta-b\ntags: [x]\nsource: [s#1]\nguid: "{taken}"\n---\n# Something else?\n\nAn answer.\n'
+    )
+    with pytest.raises(BuildFailed, match=r"cards 'alpha-a' and 'beta-b' would share one note"):
+        build(content, dist, T0 + DAY)
+    (content / "alpha" / "a.md").unlink()  # even once the released card is gone, its GUID stays its own
+    with pytest.raises(BuildFailed, match=r"card 'beta-b' would take the GUID of the released note 'alpha-a'"):
+        build(content, dist, T0 + DAY)

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from generator.apkg.ids import NOTE_ID_SPACING
+from generator.apkg.ids import NOTE_ID_SPACING, note_guid
 from generator.diagnostics import Diagnostic, Location, error, warning
 from generator.release.identities import Claim, Identity, Ledger, Resolution, resolve, seed
 from generator.release.manifest import (
@@ -118,7 +118,7 @@ def plan_cards(
             CardRecord(state.id, guid_id, state.path, state.topic, state.question, state.hash, now,
                        base_id + index * NOTE_ID_SPACING, None, None)
         )  # fmt: skip
-    problems.extend(_shared_guids(records, states, problems))
+    problems.extend(_shared_guids(records, states, problems, ledger))
     ordered = tuple(sorted(records, key=lambda c: c.id))
     return ordered, tuple(sorted(removed, key=lambda r: r.id)), problems, resolution
 
@@ -136,21 +136,37 @@ def _released_topic(gone: Identity, old: dict[str, CardRecord]) -> str:
 
 
 def _shared_guids(
-    records: Sequence[CardRecord], states: Sequence[CardState], known: Sequence[Diagnostic]
+    records: Sequence[CardRecord], states: Sequence[CardState], known: Sequence[Diagnostic], ledger: Ledger
 ) -> list[Diagnostic]:
-    """Two notes with one GUID: Anki would merge them into one, handing one's history to the other."""
+    """Two notes with one GUID: Anki would merge them into one, handing one's history to the other.
+
+    Compared by the GUID itself, not the id it comes from: an imported `guid:` is another spelling
+    of a GUID, and it must not name a note the ledger already knows under another lineage.
+    """
     explained = {p.location for p in known}
     locations = {s.id: s.location for s in states}
+    released = {i.guid: i for i in ledger.identities}
     owner: dict[str, str] = {}
     problems = []
     for record in sorted(records, key=lambda c: c.id):
-        other = owner.setdefault(record.guid_id, record.id)
-        if other != record.id and not {locations[other], locations[record.id]} & explained:
+        guid = note_guid(record.guid_id)
+        other = owner.setdefault(guid, record.id)
+        if locations[record.id] in explained:
+            continue
+        if other != record.id and locations[other] not in explained:
             problems.append(
                 error(
                     locations[record.id],
-                    f"cards '{other}' and '{record.id}' would share one note (the GUID of '{record.guid_id}')",
-                    "each card needs its own lineage of ids: drop the shared entry from previous_ids",
+                    f"cards '{other}' and '{record.id}' would share one note (GUID {guid})",
+                    "each card needs its own lineage of ids: drop the shared entry from previous_ids or guid",
+                )
+            )
+        elif guid in released and released[guid].guid_id != record.guid_id:
+            problems.append(
+                error(
+                    locations[record.id],
+                    f"card '{record.id}' would take the GUID of the released note '{released[guid].id}'",
+                    "a guid key only keeps the GUID of a note imported from another deck: remove it",
                 )
             )
     return problems
