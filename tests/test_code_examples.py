@@ -159,3 +159,35 @@ def test_card_code_has_no_network(content: Path, write_card: WriteCard) -> None:
     result = CliRunner().invoke(main, ["check", "--content", str(content), "--run-code"])
     assert result.exit_code == 0, result.stderr
     assert "1 outputs checked, 0 failures" in result.stdout
+
+
+@pytest.mark.usefixtures("verify_extra")
+def test_tensorflow_is_seeded_even_when_imported_late_by_a_jax_card(content: Path, write_card: WriteCard) -> None:
+    # The card reaches TensorFlow without the words the runner looks for, so it runs on JAX,
+    # where the seed is set when TensorFlow is first imported (importing it up front costs seconds).
+    write_card(
+        "alpha",
+        "late-tf",
+        "id: alpha-late-tf\ntags: [code]\nsource: [s#1]",
+        """
+        # Is TensorFlow seeded?
+
+        ```python
+        import importlib
+        import keras
+        print(keras.backend.backend())
+        tf = importlib.import_module("tensor" + "flow")
+        first = float(tf.random.uniform(()))
+        tf.random.set_seed(0)
+        print(first == float(tf.random.uniform(())))
+        ```
+
+        ```output
+        jax
+        True
+        ```
+        """,
+    )
+    result = CliRunner().invoke(main, ["check", "--content", str(content), "--run-code"])
+    assert result.exit_code == 0, result.stderr
+    assert "1 outputs checked, 0 failures" in result.stdout
