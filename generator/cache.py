@@ -33,6 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from generator.cards.cloze import read_clozes
 from generator.cards.load import SourceFile
 from generator.cards.model import Card, MediaFile, RenderedCard, media_name
 from generator.cards.scan import scan
@@ -348,7 +349,7 @@ def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple
         previous_ids=tuple(raw["previous_ids"]), front=raw["front"], back=raw["back"], path=card_path,
         id_line=raw["id_line"], front_line=raw["front_line"], back_line=raw["back_line"],
         front_segments=scan(raw["front"], card_path, raw["front_line"])[0],
-        back_segments=scan(raw["back"], card_path, raw["back_line"])[0],
+        back_segments=scan(raw["back"], card_path, raw["back_line"])[0], clozes=read_clozes(raw["front"]),
     )  # fmt: skip
     media = []
     for name, source, stamp in entry["media"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from generator.cards.checks import answer_words, reader_checks
-from generator.cards.cloze import Cloze, deletions, ordinals, parse_clozes
+from generator.cards.cloze import Cloze, read_clozes
 from generator.cards.model import Card, CardType
 from generator.cards.parse import parse_card_file
 from generator.cards.validate import validate_file
@@ -197,17 +197,20 @@ def test_cloze_tree(text: str, expected: list[object]) -> None:
             return node
         return (node.ordinal, [plain(n) for n in node.nodes], node.hint)
 
-    assert [plain(node) for node in parse_clozes(text)] == expected
+    assert [plain(node) for node in read_clozes(text).nodes] == expected
 
 
 def test_cloze_positions_and_ordinals() -> None:
     text = "{{c2::a}} and {{c1::b}} and {{c2::c}}"
-    assert [(c.ordinal, text[c.start : c.end]) for c in deletions(parse_clozes(text))] == [
+    reading = read_clozes(text)
+    assert [(c.ordinal, text[c.start : c.end]) for c in reading.deletions] == [
         (2, "{{c2::a}}"),
         (1, "{{c1::b}}"),
         (2, "{{c2::c}}"),
     ]
-    assert ordinals(text) == [1, 2]
+    assert reading.ordinals == (1, 2)
+    assert reading.numbers == (2, 1, 2)
+    assert reading.problem is None
 
 
 def test_question_side_code_has_a_phone_budget() -> None:
@@ -269,3 +272,52 @@ def test_a_hidden_formula_inside_a_longer_visible_one_gives_itself_away() -> Non
     assert located(reader_checks(card(body, "cloze"))) == [
         "9:8: warning: the text hidden by c1, '$h\\,(f + h + 1)$', is shown elsewhere on the same side"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "offset"),
+    [
+        ("a {{c1::b {{c2::c}} d}}", "cloze deletion {{c2::…}} is nested inside another", 10),
+        ("a {{c1::b}} {{c3::open", "cloze deletion {{c3::…}} is never closed with '}}'", 12),
+        ("{{c1::x {{c2::y", "cloze deletion {{c2::…}} is nested inside another", 8),
+    ],
+)
+def test_one_reading_names_the_first_broken_deletion(text: str, problem: str, offset: int) -> None:
+    reading = read_clozes(text)
+    assert (reading.problem, reading.problem_offset) == (problem, offset)
+
+
+def test_an_unclosed_deletion_and_what_follows_stay_text_as_in_anki() -> None:
+    reading = read_clozes("a {{c1::b}} {{c2::c }} d {{c3::e")
+    assert reading.numbers == (1, 2, 3)
+    assert reading.ordinals == (1, 2)  # Anki makes no card for the unclosed c3
+    assert reading.nodes[-1] == "{{c3::e"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("# T\n\nx {{c1::b {{c2::c}}}}\n", "8:11: error: cloze deletion {{c2::…}} is nested inside another"),
+        ("# T {{c1::a\n\nb\n", "6:5: error: cloze deletion {{c1::…}} is never closed with '}}'"),
+    ],
+)
+def test_validation_places_a_broken_deletion_at_its_marker(body: str, expected: str) -> None:
+    parsed, _ = parse_card_file(PATH, "---\nid: alpha-c\ntags: []\ntype: cloze\n---\n" + body)
+    assert parsed is not None
+    result, problems = validate_file(parsed, "alpha")
+    assert result is None
+    assert located(problems) == [expected]
+
+
+def test_each_deletion_number_is_read_for_giveaways_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.cards import checks
+
+    built: list[int] = []
+    question_side = checks._question_side_text
+    monkeypatch.setattr(
+        checks, "_question_side_text", lambda nodes, active: built.append(active) or question_side(nodes, active)
+    )
+    body = "# Many\n\n" + " ".join(f"{{{{c{1 + n % 3}::word{n}}}}}" for n in range(600)) + " word7\n"
+    problems = reader_checks(card(body, "cloze"))
+    assert sorted(built) == [1, 2, 3]
+    assert located(problems) == ["9:99: warning: the text hidden by c2, 'word7', is shown elsewhere on the same side"]

@@ -164,7 +164,7 @@ CASES = [
     ),
     pytest.param(card("# Q?\n\n" + NESTED_LIST), "bad.md", id="deep-markdown-list"),
     pytest.param(
-        raw("deep.md", DEEP_CLOZE.encode()), "deep.md:7:1: error: cloze deletion {{c1::…}} is nested", id="deep-cloze"
+        raw("deep.md", DEEP_CLOZE.encode()), "deep.md:9:7: error: cloze deletion {{c1::…}} is nested", id="deep-cloze"
     ),
     pytest.param(card("# Q?\n\n" + "$a " * 8000 + "\n"), "'$' has no matching closing '$'", id="many-dollars"),
     pytest.param(card("# Q?\n\nNUL \x00 here\n"), "bad.md:8:5: error: control character U+0000", id="nul"),
@@ -242,7 +242,7 @@ def test_an_unclosed_cloze_is_an_error_not_an_empty_note(tmp_path: Path) -> None
     )
     result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
     assert result.exit_code == 1
-    assert "c.md:7:1: error: cloze deletion {{c1::…}} is never closed with '}}'" in result.stderr
+    assert "c.md:9:5: error: cloze deletion {{c1::…}} is never closed with '}}'" in result.stderr
 
 
 def test_nested_cloze_is_an_error(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from generator.cards.checks import answer_words
-from generator.cards.cloze import ordinals
 from generator.cards.load import load_content
 from generator.cards.model import CARD_TYPES, Card
 from generator.cards.parse import parse_card_file
@@ -161,5 +160,5 @@ def stats_text(stats: ContentStats) -> str:
 
 def _anki_cards(card: Card) -> int:
     if card.type == "cloze":
-        return len(ordinals(card.front))
+        return len(card.clozes.ordinals)
     return 2 if card.type == "reversed" else 1

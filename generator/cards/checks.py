@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from generator.cards.cloze import Cloze, deletions, parse_clozes
-from generator.cards.model import Card
+from generator.cards.cloze import Node
+from generator.cards.model import HEADING_PREFIX, Card
 from generator.cards.scan import Fence, Math, Prose, Segment
 from generator.diagnostics import Diagnostic, Location, warning
 
@@ -38,7 +38,6 @@ CELL_PADDING_PX = 23.8  # 0.6em each side, plus a border
 MATH_CHAR_PX = 12.0  # an average symbol of MathJax at 19 px, operator spacing included (fitted on the cards)
 MAX_BACK_WORDS = 150  # words of prose and formulas, code excluded
 TAB_WIDTH = 8  # how browsers show a tab in <pre>
-HEADING_PREFIX = 2  # the '# ' cut off the question line of `Card.front`
 LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d+\.)[ \t]+\S")
 TABLE_ROW = re.compile(r"^ {0,3}\|")
 HEADING = re.compile(r"^ {0,3}#")  # a block of one line: whatever follows starts afresh
@@ -328,20 +327,29 @@ def _code_and_math_lines(lines: list[str], first_line: int, segments: tuple[Segm
 
 
 def _giveaway_deletions(card: Card) -> list[Diagnostic]:
-    """A deletion whose hidden text the same question side prints elsewhere gives itself away."""
-    nodes = parse_clozes(card.front)
+    """A deletion whose hidden text the same question side prints elsewhere gives itself away.
+
+    Each deletion number's question side is built once, and each distinct hidden
+    text is looked for once in it (a plain substring scan first, the word-bounded
+    match only on a hit); validation has already refused nested deletions.
+    """
+    reading = card.clozes
     problems = []
-    reported: set[tuple[int, str]] = set()
-    for cloze in deletions(nodes):
+    question_sides: dict[int, str] = {}
+    looked_for: set[tuple[int, str]] = set()
+    for cloze in reading.deletions:
         hidden = cloze.revealed().strip()
-        if not hidden or (cloze.ordinal, hidden) in reported:
+        if not hidden or (cloze.ordinal, hidden) in looked_for:
             continue
-        visible = _question_side_text(nodes, cloze.ordinal)
-        if re.search(rf"(?<!\w){re.escape(hidden)}(?!\w)", visible) or _math_inside(hidden, visible):
-            reported.add((cloze.ordinal, hidden))
+        looked_for.add((cloze.ordinal, hidden))
+        visible = question_sides.get(cloze.ordinal)
+        if visible is None:
+            visible = question_sides[cloze.ordinal] = _question_side_text(reading.nodes, cloze.ordinal)
+        shown = hidden in visible and re.search(rf"(?<!\w){re.escape(hidden)}(?!\w)", visible)
+        if shown or _math_inside(hidden, visible):
             problems.append(
                 warning(
-                    _front_location(card, cloze.start),
+                    card.front_location(cloze.start),
                     f"the text hidden by c{cloze.ordinal}, '{hidden}', is shown elsewhere on the same side",
                     f"reword the other mention, or hide it with c{cloze.ordinal} as well",
                 )
@@ -362,20 +370,16 @@ def _bare_tex(text: str) -> str:
     return re.sub(r"\$|\\[()\[\],;:! ]|\s+", "", text)
 
 
-def _question_side_text(nodes: list[str | Cloze], active: int) -> str:
+def _question_side_text(nodes: tuple[Node, ...], active: int) -> str:
     """What the question side of cloze `active` shows: its deletions as hints, the rest revealed."""
     pieces = []
-    for node in nodes:
+    stack: list[Node] = list(reversed(nodes))  # no recursion: nesting depth is the author's
+    while stack:
+        node = stack.pop()
         if isinstance(node, str):
             pieces.append(node)
         elif node.ordinal == active:
             pieces.append(f"\n[{node.hint}]\n" if node.hint else "\n")
         else:
-            pieces.append(_question_side_text(node.nodes, active))
+            stack.extend(reversed(node.nodes))
     return "".join(pieces)
-
-
-def _front_location(card: Card, offset: int) -> Location:
-    line = card.front.count("\n", 0, offset)
-    col = offset - (card.front.rfind("\n", 0, offset) + 1) + 1
-    return Location(card.path, card.front_line + line, col + (HEADING_PREFIX if line == 0 else 0))

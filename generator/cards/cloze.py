@@ -2,9 +2,10 @@
 
 `{{cN::text}}` or `{{cN::text::hint}}`: Anki ends a deletion at the first `}}`
 after it opens, takes the text after the first `::` of a deletion as its hint,
-and keeps a `}}` outside any deletion as text. The build counts a note's cards,
-the reader checks look at hidden text and the preview renders cloze cards, all
-from this one reading.
+and keeps a `}}` outside any deletion as text. `read_clozes` is the one reading:
+validation, the reader checks, rendering and statistics take it from the
+`Card`, and the preview and the build's last gate apply it to the finished field
+(what Anki itself will read).
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import re
 from dataclasses import dataclass, field
 
 MARKER = re.compile(r"\{\{c(\d+)::|\}\}")
+OPENING = re.compile(r"\{\{c\d+::")
 HINT_SEPARATOR = "::"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Cloze:
     """One deletion: its number, its content (text and nested deletions) and its hint."""
 
     ordinal: int
-    start: int  # offset of the opening '{{' in the parsed text
-    end: int = -1  # offset just after the closing '}}'
-    nodes: list[str | Cloze] = field(default_factory=list)
-    hint: str | None = None
+    start: int  # offset of the opening '{{' in the read text
+    end: int  # offset just after the closing '}}'
+    nodes: tuple[Node, ...]
+    hint: str | None
 
     def revealed(self) -> str:
         """The content as the answer side shows it: nested deletions revealed, no hints."""
@@ -42,18 +44,51 @@ class Cloze:
 Node = str | Cloze
 
 
-def parse_clozes(text: str) -> list[Node]:
-    """Split `text` into plain text and deletions; an unclosed deletion stays plain text."""
+@dataclass(frozen=True, slots=True)
+class ClozeReading:
+    """A text read for deletions: its tree, the cards it makes, and what is wrong with it."""
+
+    nodes: tuple[Node, ...]  # plain text and (closed) deletions, in reading order
+    numbers: tuple[int, ...]  # the number of every opening marker, closed or not, in reading order
+    ordinals: tuple[int, ...]  # the deletion numbers Anki makes a card for, ascending
+    problem: str | None = None  # a deletion nested in another, or one never closed
+    problem_offset: int = 0  # where that deletion opens
+
+    @property
+    def deletions(self) -> tuple[Cloze, ...]:
+        """Every deletion, nested ones included, in reading order."""
+        return deletions(self.nodes)
+
+
+@dataclass(slots=True)
+class _Open:
+    """A deletion whose closing `}}` has not been read yet."""
+
+    ordinal: int
+    start: int
+    nodes: list[Node] = field(default_factory=list)
+    hint: str | None = None
+
+
+def read_clozes(text: str) -> ClozeReading:
+    """Read `text` once: an unclosed deletion and everything after it stay plain text, as in Anki.
+
+    The problem names the first deletion opened inside another (older Anki
+    versions show it as broken text, and each card should hide one thing), or
+    else the first one never closed.
+    """
     output: list[Node] = []
-    open_clozes: list[Cloze] = []
+    stack: list[_Open] = []
+    numbers: list[int] = []
+    nested: _Open | None = None
 
     def add_text(piece: str) -> None:
         if not piece:
             return
-        if not open_clozes:
+        if not stack:
             output.append(piece)
             return
-        innermost = open_clozes[-1]
+        innermost = stack[-1]
         if innermost.hint is None and HINT_SEPARATOR in piece:
             piece, innermost.hint = piece.split(HINT_SEPARATOR, 1)
         innermost.nodes.append(piece)
@@ -63,22 +98,33 @@ def parse_clozes(text: str) -> list[Node]:
         add_text(text[position : marker.start()])
         position = marker.end()
         if marker.group(1) is not None:
-            open_clozes.append(Cloze(int(marker.group(1)), marker.start()))
-        elif open_clozes:
-            closed = open_clozes.pop()
-            closed.end = marker.end()
-            (open_clozes[-1].nodes if open_clozes else output).append(closed)
+            opened = _Open(int(marker.group(1)), marker.start())
+            if stack and nested is None:
+                nested = opened
+            numbers.append(opened.ordinal)
+            stack.append(opened)
+        elif stack:
+            closing = stack.pop()
+            closed = Cloze(closing.ordinal, closing.start, marker.end(), tuple(closing.nodes), closing.hint)
+            (stack[-1].nodes if stack else output).append(closed)
         else:
             add_text(marker.group())
     add_text(text[position:])
-    if open_clozes:
-        # Never closed: the outermost one and everything after it are text.
-        start = open_clozes[0].start
-        return [*parse_clozes(text[:start]), text[start:]]
-    return output
+    problem, offset = None, 0
+    if nested is not None:
+        problem, offset = f"cloze deletion {{{{c{nested.ordinal}::…}}}} is nested inside another", nested.start
+    elif stack:
+        problem, offset = f"cloze deletion {{{{c{stack[0].ordinal}::…}}}} is never closed with '}}}}'", stack[0].start
+    if stack:
+        # Never closed: the outermost one and everything after it are text. Nothing reached
+        # `output` while it was open, so `output` holds exactly what came before it.
+        output.append(text[stack[0].start :])
+    nodes = tuple(output)
+    ordinals = tuple(sorted({cloze.ordinal for cloze in deletions(nodes)}))
+    return ClozeReading(nodes, tuple(numbers), ordinals, problem, offset)
 
 
-def deletions(nodes: list[Node]) -> list[Cloze]:
+def deletions(nodes: tuple[Node, ...]) -> tuple[Cloze, ...]:
     """Every deletion, nested ones included, in reading order."""
     found: list[Cloze] = []
     stack: list[Node] = list(reversed(nodes))
@@ -87,31 +133,9 @@ def deletions(nodes: list[Node]) -> list[Cloze]:
         if isinstance(node, Cloze):
             found.append(node)
             stack.extend(reversed(node.nodes))
-    return found
+    return tuple(found)
 
 
-def ordinals(text: str) -> list[int]:
-    """The deletion numbers used in `text`, ascending: one Anki card each."""
-    return sorted({cloze.ordinal for cloze in deletions(parse_clozes(text))})
-
-
-def cloze_ordinals(field: str) -> tuple[tuple[int, ...], str | None]:
-    """The deletion numbers in a cloze field, in order, and a problem if the markers are unbalanced.
-
-    Anki ends a deletion at the first `}}` and treats a `}}` outside any deletion
-    as text. A deletion inside another is refused: older Anki versions show it
-    as broken text, and each card should hide one thing.
-    """
-    ordinals: list[int] = []
-    is_open = False
-    for token in MARKER.finditer(field):
-        if token.group(1) is not None:
-            if is_open:
-                return tuple(ordinals), f"cloze deletion {{{{c{token.group(1)}::…}}}} is nested inside another"
-            ordinals.append(int(token.group(1)))
-            is_open = True
-        else:
-            is_open = False
-    if is_open:
-        return tuple(ordinals), f"cloze deletion {{{{c{ordinals[-1]}::…}}}} is never closed with '}}}}'"
-    return tuple(ordinals), None
+def opens_deletion(text: str) -> bool:
+    """Whether `text` holds a deletion's opening marker (where none may be: code, the back, a basic card)."""
+    return OPENING.search(text) is not None

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from generator.cache import RenderCache, encode_entry
 from generator.cards.checks import reader_checks
+from generator.cards.cloze import read_clozes
 from generator.cards.load import Content, SourceFile, load_content
 from generator.cards.model import Card, RenderedCard
 from generator.cards.parse import parse_card_file
@@ -176,6 +177,17 @@ def field_gate(rendered: RenderedCard) -> list[Diagnostic]:
         for message in field_problems(field):
             hint = GATE_HINT if message.startswith("TeX") else HTML_GATE_HINT
             problems.append(error(Location(card.path, line, 1), f"{message} (in the rendered field)", hint))
+    if card.type == "cloze":
+        anki_reads = read_clozes(rendered.fields[0])
+        if anki_reads.problem is not None or anki_reads.ordinals != card.clozes.ordinals:
+            problems.append(
+                error(
+                    Location(card.path, card.front_line, 1),
+                    f"the rendered field makes the cloze cards {list(anki_reads.ordinals)}, "
+                    f"the card's text {list(card.clozes.ordinals)}",
+                    "keep each deletion in plain text: outside code, links and HTML",
+                )
+            )
     return problems
 
 

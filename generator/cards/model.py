@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from generator.cards.cloze import ClozeReading
 from generator.cards.scan import Segment
+from generator.diagnostics import Location
 
 CardType = Literal["basic", "reversed", "cloze"]
 CARD_TYPES: tuple[CardType, ...] = ("basic", "reversed", "cloze")
+HEADING_PREFIX = 2  # the '# ' cut off the question line of `Card.front`
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,14 @@ class Card:
     # Each side read once, by the scanner: prose, math and fenced code, passed to every later stage.
     front_segments: tuple[Segment, ...]
     back_segments: tuple[Segment, ...]
+    # The front read for cloze deletions once (every type: a deletion on a basic card is an error).
+    clozes: ClozeReading
+
+    def front_location(self, offset: int) -> Location:
+        """The file position of an offset into `front` (whose first line is the heading's text)."""
+        line = self.front.count("\n", 0, offset)
+        col = offset - (self.front.rfind("\n", 0, offset) + 1) + 1
+        return Location(self.path, self.front_line + line, col + (HEADING_PREFIX if line == 0 else 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +87,7 @@ class RenderedCard:
     fields: tuple[str, ...]
     media: tuple[MediaFile, ...]
     question_text: str  # the front as plain text, for changelogs
-    card_count: int  # the Anki cards this note makes, counted from its fields as Anki reads them
+    card_count: int  # the Anki cards this note makes (the field gate checks Anki reads as many from the fields)
 
 
 def media_name(source: Path, data: bytes) -> str:

@@ -22,7 +22,6 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 
-from generator.cards.cloze import cloze_ordinals
 from generator.cards.images import MAX_IMAGE_BYTES, image_problem
 from generator.cards.model import Card, MediaFile, RenderedCard, media_name
 from generator.cards.sanitize import policy_violations, sanitize
@@ -55,7 +54,6 @@ INLINE_TRIGGERS: dict[str, tuple[str, ...]] = {
     "entity": ("&",),
     "em_strong": ("*", "_"),
 }
-CLOZE_HINT = "write each deletion as {{c1::text}}, closed, and not inside another deletion"
 SANITISER_HINT = "see 'HTML in cards' in content/README.md for what a card may contain"
 
 
@@ -70,12 +68,7 @@ def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
     )
     media = {item.name: item for item in (*front_media, *back_media)}
     problems = [*front_problems, *back_problems]
-    card_count = 2 if card.type == "reversed" else 1
-    if cloze:
-        ordinals, problem = cloze_ordinals(front)
-        card_count = len(set(ordinals))
-        if problem is not None:
-            problems.append(error(Location(card.path, card.front_line, 1), problem, CLOZE_HINT))
+    card_count = len(card.clozes.ordinals) if cloze else 2 if card.type == "reversed" else 1
     rendered = RenderedCard(
         card=card,
         fields=(front, back, card.id),

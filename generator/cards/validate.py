@@ -10,6 +10,7 @@ from pygments.lexers import get_all_lexers, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from generator.apkg.ids import imported_guid_id
+from generator.cards.cloze import opens_deletion, read_clozes
 from generator.cards.model import CARD_TYPES, Card, CardType
 from generator.cards.parse import Entry, ParsedFile
 from generator.cards.scan import (
@@ -32,7 +33,6 @@ TAG = re.compile(r"^[a-z0-9][a-z0-9_.+-]*(::[a-z0-9][a-z0-9_.+-]*)*$")
 # A seed item ('<seed file>#<item>'), or the card's own topic key for material
 # beyond the seeds (written from expertise and the official documentation).
 SOURCE = re.compile(r"^([\w.-]+#[\w-]+|[a-z0-9]+(-[a-z0-9]+)*)$")
-CLOZE = re.compile(r"\{\{c(\d+)::")
 FRONT_END = "%"
 KNOWN_KEYS = ("id", "tags", "source", "type", "previous_ids", "guid")
 MAX_ID_LENGTH = 80
@@ -47,6 +47,7 @@ PLACEHOLDER_TEXTS = (
 REQUIRED_KEYS = ("id", "tags")
 FORBIDDEN_TAGS = ("marked", "leech")  # Anki strips them on import
 MAX_CLOZE = 99  # card ids are spaced 100 apart per note
+CLOZE_HINT = "write each deletion as {{c1::text}}, closed, and not inside another deletion"
 
 
 def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Diagnostic]]:
@@ -128,6 +129,7 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
         back_line=back_line,
         front_segments=front_segments,
         back_segments=back_segments,
+        clozes=read_clozes(front),
     )
     problems.extend(front_problems + back_problems)
     problems.extend(_check_markup(card))
@@ -269,9 +271,11 @@ def _check_markup(card: Card) -> list[Diagnostic]:
                         "put the ```output block right after the ```python block whose output it shows",
                     )
                 )
+    clozes = card.clozes
     if card.type == "cloze":
-        numbers = [int(n) for n in CLOZE.findall(card.front)]
-        if not numbers:
+        if clozes.problem is not None:
+            problems.append(error(card.front_location(clozes.problem_offset), clozes.problem, CLOZE_HINT))
+        elif not clozes.numbers:
             problems.append(
                 error(
                     Location(card.path, card.front_line, 1),
@@ -279,9 +283,9 @@ def _check_markup(card: Card) -> list[Diagnostic]:
                     "mark the hidden text as {{c1::text}}, or use 'type: basic'",
                 )
             )
-        elif max(numbers) > MAX_CLOZE or min(numbers) < 1:
+        elif max(clozes.numbers) > MAX_CLOZE or min(clozes.numbers) < 1:
             problems.append(error(Location(card.path, card.front_line, 1), f"cloze numbers must be c1..c{MAX_CLOZE}"))
-        if CLOZE.search(card.back):
+        if opens_deletion(card.back):
             problems.append(
                 error(
                     Location(card.path, card.back_line, 1),
@@ -289,7 +293,7 @@ def _check_markup(card: Card) -> list[Diagnostic]:
                     "move the deletion above the '%' line",
                 )
             )
-    elif CLOZE.search(card.front + card.back):
+    elif clozes.numbers or opens_deletion(card.back):
         problems.append(
             error(
                 Location(card.path, card.front_line, 1),
@@ -333,7 +337,7 @@ def _check_fence(fence: Fence, card_type: CardType) -> list[Diagnostic]:
                 _did_you_mean(info.language) + "use a Pygments language name such as python, bash, text or output",
             )
         ]
-    if card_type == "cloze" and CLOZE.search(fence.code):
+    if card_type == "cloze" and opens_deletion(fence.code):
         return [error(fence.location, "cloze deletions inside code blocks are not supported", "use inline `code`")]
     return []
 

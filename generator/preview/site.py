@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from generator.apkg.notetype import NoteType, note_types
 from generator.apkg.package import write_atomic
-from generator.cards.cloze import ordinals
+from generator.cards.cloze import read_clozes
 from generator.cards.compile import check_unique_ids, compile_card
 from generator.cards.load import Content, SourceFile, load_content
 from generator.cards.model import Card, CardType, DeckSet, MediaFile
@@ -167,7 +167,7 @@ def preview_card(source: SourceFile, types: dict[CardType, NoteType]) -> CardPre
 def _cards_of(card: Card, note_type: NoteType, fields: dict[str, str]) -> list[tuple[str, int, int]]:
     """(label, template index, Anki card ordinal) of each card Anki makes from this note."""
     if note_type.is_cloze:
-        return [(f"Cloze {n}", 0, n) for n in ordinals(fields[note_type.fields[0]])]
+        return [(f"Cloze {n}", 0, n) for n in read_clozes(fields[note_type.fields[0]]).ordinals]
     if len(note_type.templates) == 1:
         return [("Card 1", 0, 1)]
     directions = ("question → answer", "answer → question")

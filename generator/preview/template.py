@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from generator.cards.cloze import Node, parse_clozes
+from generator.cards.cloze import Node, read_clozes
 
 SECTION = re.compile(r"\{\{([#^])([^{}]+?)\}\}(.*?)\{\{/\2\}\}", re.DOTALL)
 REPLACEMENT = re.compile(r"\{\{(?:(\w+):)?([^{}#^/]+?)\}\}")
@@ -62,7 +62,7 @@ def render_template(
 
 def render_cloze(text: str, ordinal: int, *, question: bool) -> str:
     """`{{cloze:Field}}` for card `ordinal`; empty when that deletion is absent (Anki makes no card)."""
-    nodes = parse_clozes(text)
+    nodes = read_clozes(text).nodes
     pieces: list[str] = []
     found = _reveal(nodes, ordinal, question, pieces)
     if not found:
@@ -70,7 +70,7 @@ def render_cloze(text: str, ordinal: int, *, question: bool) -> str:
     return MATHJAX.sub(lambda m: m.group(1) + TAG.sub("", m.group(2)) + m.group(3), "".join(pieces))
 
 
-def _reveal(nodes: list[Node], ordinal: int, question: bool, out: list[str]) -> bool:
+def _reveal(nodes: tuple[Node, ...], ordinal: int, question: bool, out: list[str]) -> bool:
     """Append the side's HTML for `nodes`; say whether the active deletion was among them."""
     found = False
     for node in nodes:
