@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +28,6 @@ from generator.cache import (
     tree_fingerprint,
     tree_status,
 )
-from generator.cards.load import deck_name_key
-from generator.cards.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
 from generator.diagnostics import BuildFailed, Diagnostic, Location, error
 from generator.release.identities import LEDGER_FILE, Ledger, advance, ledger_json, read_ledger, seed
 from generator.release.manifest import (
@@ -62,6 +60,7 @@ if TYPE_CHECKING:
     from generator.apkg.notetype import NoteType
     from generator.apkg.package import PackagedDeck
     from generator.cards.compile import Progress
+    from generator.cards.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
 
 MANIFEST_FILE = "manifest.json"
 CHANGELOG_FILE = "CHANGELOG.md"
@@ -90,7 +89,9 @@ class BuildResult:
     """A draft or release computed in memory: its files, manifest and what is unreleased.
 
     When `up_to_date`, nothing was compiled (sources, generator and dist/ were as
-    the last build left them): `files` and `cards` are empty, the rest is read back.
+    the last build left them): `files` and `cards` are empty, and `manifest` holds
+    the version and deck records only, as the last build's signed stamp recorded
+    them (dist/manifest.json itself is unchanged: its hash was checked).
     """
 
     manifest: Manifest
@@ -404,6 +405,10 @@ def _stamp(fingerprint: str, racy_after: int, result: BuildResult) -> dict[str, 
         "fingerprint": fingerprint,
         "racy_after": racy_after,
         "dist": {name: hashlib.sha256(data).hexdigest() for name, data in result.files.items()},
+        # What the summary line needs, so an up-to-date build does not read a 10,000-card manifest to print it.
+        "version": result.manifest.version,
+        "decks": [astuple(deck) for deck in result.manifest.decks],
+        "changes": asdict(result.changes),
         "warnings": [
             [d.severity, str(d.location.path), d.location.line, d.location.col, d.message, d.hint]
             for d in result.warnings
@@ -427,13 +432,14 @@ def _unchanged(tree: list[FileStatus], dist_dir: Path, options: Options, stamp_n
             Diagnostic(severity, Location(Path(path), line, col), message, hint)
             for severity, path, line, col, message, hint in stamp["warnings"]
         )
+        manifest = Manifest(stamp["version"], tuple(DeckRecord(*deck) for deck in stamp["decks"]), (), ())
+        changes = Changes(**{name: tuple(ids) for name, ids in stamp["changes"].items()})
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     if options.strict and warnings:
         raise BuildFailed(warnings)
-    manifest = _previous_manifest(dist_dir)
     notes = sum(d.notes for d in manifest.decks)
-    return BuildResult(manifest, manifest, unreleased_changes(manifest), {}, (), warnings, notes, up_to_date=True)
+    return BuildResult(manifest, manifest, changes, {}, (), warnings, notes, up_to_date=True)
 
 
 def check(
@@ -468,7 +474,7 @@ def _relative(path: Path, root_prefix: str) -> str:
 
 
 PARALLEL_PACKAGE_NOTES = 2_000  # below this many notes to package, starting workers costs more than it saves
-PackageJob = tuple[str, list["PackagedDeck"], list[MediaFile]]  # file name, its decks, their images
+PackageJob = tuple[str, list["PackagedDeck"], list["MediaFile"]]  # file name, its decks, their images
 _PACKAGING: list[tuple[list[PackagedDeck], dict[str, tuple[NoteType, int]], list[MediaFile]]] = []
 
 
@@ -615,6 +621,8 @@ def _topics_with_changes(manifest: Manifest, changes: Changes) -> set[str]:
 
 def _check_deck_names(deckset: DeckSet, previous: Manifest, allow_rename: bool) -> list[Diagnostic]:
     """A renamed deck strands every existing card in the old deck: make it deliberate."""
+    from generator.cards.load import deck_name_key
+
     if allow_rename:
         return []
     problems = []

@@ -31,13 +31,13 @@ import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from generator.cards.cloze import read_clozes
-from generator.cards.load import SourceFile
-from generator.cards.model import Card, MediaFile, RenderedCard, media_name
-from generator.cards.scan import scan
 from generator.diagnostics import Diagnostic, Location
+
+if TYPE_CHECKING:
+    from generator.cards.load import SourceFile
+    from generator.cards.model import RenderedCard
 
 CACHE_FORMAT = 3
 DATABASE_FILE = "cache.sqlite3"
@@ -343,6 +343,11 @@ def _encode(rendered: RenderedCard, diagnostics: tuple[Diagnostic, ...]) -> dict
 
 
 def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
+    # Loaded here, not at import: an up-to-date build reads no card.
+    from generator.cards.cloze import read_clozes
+    from generator.cards.model import Card, MediaFile, RenderedCard, media_name
+    from generator.cards.scan import scan
+
     raw = entry["card"]
     card = Card(
         id=raw["id"], topic=raw["topic"], type=raw["type"], tags=tuple(raw["tags"]), sources=tuple(raw["sources"]),

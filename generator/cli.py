@@ -284,13 +284,17 @@ def _options(
 ) -> Options:  # fmt: skip
     from generator.build import Options
     from generator.cache import RenderCache, default_cache_folder
-    from generator.cards.compile import default_jobs
 
     cache = None
     if not no_cache:
         cache = RenderCache(cache_dir or default_cache_folder(content_dir))
     progress = None if quiet or not sys.stderr.isatty() else _ProgressLine()
     return Options(strict, allow_rename, allow_removal, jobs or default_jobs(), cache, progress)
+
+
+def default_jobs() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class _ProgressLine:

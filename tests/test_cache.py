@@ -155,8 +155,14 @@ def test_an_unchanged_build_is_recognised_and_any_change_defeats_it(
     first = build(content, dist, T0, options=options)
     assert not first.up_to_date
     files = snapshot(dist)
-    assert build(content, dist, T0 + 5, options=options).up_to_date
+    again = build(content, dist, T0 + 5, options=options)
+    assert again.up_to_date
     assert snapshot(dist) == files
+    # Reported from the signed stamp, without reading the manifest: the same summary as the build that wrote it.
+    assert (again.manifest.version, again.manifest.decks, again.changes) == (
+        first.manifest.version, first.manifest.decks, first.changes,
+    )  # fmt: skip
+    assert first.changes.added
 
     (dist / "alpha.apkg").write_bytes(b"tampered")  # dist/ changed: rebuilt in full and repaired
     assert not build(content, dist, T0 + 5, options=options).up_to_date

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 
-import genanki
-
 # Random, fixed model ids: genanki's built-in models share their ids with every
 # other genanki deck, so ours are our own. Changing one orphans every note.
 MODEL_IDS = {"basic": 1246741619, "reversed": 1129797610, "cloze": 1969982484}
@@ -27,6 +25,8 @@ def note_guid(card_id: str) -> str:
     original = imported_guid(card_id)
     if original is not None:
         return original
+    import genanki  # loaded on first use: an up-to-date build computes no GUID
+
     return str(genanki.guid_for(GUID_NAMESPACE, card_id))
 
 

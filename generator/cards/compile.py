@@ -224,10 +224,6 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def check_unique_ids(cards: Iterable[Card]) -> list[Diagnostic]:
     """Report every card whose id, or one of its previous ids, another card already uses."""
     first_use: dict[str, Card] = {}
