@@ -43,6 +43,7 @@ CACHE_FORMAT = 3
 DATABASE_FILE = "cache.sqlite3"
 SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (kind TEXT, key TEXT, data BLOB, PRIMARY KEY (kind, key)) WITHOUT ROWID"
 CARDS, PACKAGES, STAMPS = "card", "package", "stamp"  # the kinds of value in the database
+READ_BATCH = 500  # keys per query: under SQLite's limit on parameters, and few round trips
 LOCK_TIMEOUT_SECONDS = 60.0  # another build writing its transaction
 DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
 APP_NAME = "dl-interview-decks"
@@ -206,6 +207,9 @@ class RenderCache:
         data = self._read(CARDS, self.key(source))
         if data is None:
             return None  # missing, or not written by this user's build
+        return self._decoded(data, source)
+
+    def _decoded(self, data: bytes, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
         try:
             entry = json.loads(data)
             if entry["card"]["path"] != str(source.path):
@@ -213,6 +217,16 @@ class RenderCache:
             return _decode(entry, source.path)
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return None  # corrupt or stale: compile again
+
+    def get_many(self, sources: list[SourceFile]) -> list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None]:
+        """`get` for each source, in order, reading the database in a few queries instead of one per card."""
+        keys = [self.key(source) for source in sources]
+        found = self._read_many(CARDS, keys)
+        results: list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None] = []
+        for source, key in zip(sources, keys, strict=True):
+            data = found.get(key)
+            results.append(None if data is None else self._decoded(data, source))
+        return results
 
     def put(self, source: SourceFile, card: RenderedCard | None, diagnostics: tuple[Diagnostic, ...]) -> None:
         entry = encode_entry(card, diagnostics)
@@ -286,6 +300,26 @@ class RenderCache:
             return None
         return verified(row[0]) if row is not None and isinstance(row[0], bytes) else None
 
+    def _read_many(self, kind: str, keys: list[str]) -> dict[str, bytes]:
+        """The verified values of those keys that have one."""
+        connection = self._open()
+        found: dict[str, bytes] = {}
+        if connection is None:
+            return found
+        try:
+            for start in range(0, len(keys), READ_BATCH):
+                batch = keys[start : start + READ_BATCH]
+                marks = ",".join("?" * len(batch))
+                query = f"SELECT key, data FROM blobs WHERE kind = ? AND key IN ({marks})"
+                for key, stored in connection.execute(query, (kind, *batch)):
+                    value = verified(stored) if isinstance(stored, bytes) else None
+                    if value is not None:
+                        found[key] = value
+        except sqlite3.Error as failure:
+            self._recover(failure)
+            return {}
+        return found
+
     def _open(self) -> sqlite3.Connection | None:
         if self._connection is not None or self._broken:
             return self._connection
@@ -346,15 +380,13 @@ def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple
     # Loaded here, not at import: an up-to-date build reads no card.
     from generator.cards.cloze import read_clozes
     from generator.cards.model import Card, MediaFile, RenderedCard, media_name
-    from generator.cards.scan import scan
 
     raw = entry["card"]
     card = Card(
         id=raw["id"], topic=raw["topic"], type=raw["type"], tags=tuple(raw["tags"]), sources=tuple(raw["sources"]),
         previous_ids=tuple(raw["previous_ids"]), front=raw["front"], back=raw["back"], path=card_path,
         id_line=raw["id_line"], front_line=raw["front_line"], back_line=raw["back_line"],
-        front_segments=scan(raw["front"], card_path, raw["front_line"])[0],
-        back_segments=scan(raw["back"], card_path, raw["back_line"])[0], clozes=read_clozes(raw["front"]),
+        front_segments=None, back_segments=None, clozes=read_clozes(raw["front"]),
     )  # fmt: skip
     media = []
     for name, source, stamp in entry["media"]:

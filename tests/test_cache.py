@@ -15,8 +15,9 @@ import pytest
 from generator import cache as cache_module
 from generator.build import Options, build
 from generator.cache import RenderCache
+from generator.cards.compile import PARALLEL_THRESHOLD
 from generator.diagnostics import BuildFailed
-from tests.conftest import T0
+from tests.conftest import T0, WriteCard
 from tests.test_images import ONE_PIXEL_PNG
 
 Change = Callable[[Path], None]
@@ -267,6 +268,24 @@ def test_a_cached_field_passes_the_field_gate_again(content: Path, sample_cards:
     _rewrite(cache, edited)
     with pytest.raises(BuildFailed, match="HTML outside the policy"):
         build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
+
+
+def test_cached_fields_are_gated_on_every_core_too(content: Path, write_card: WriteCard, tmp_path: Path) -> None:
+    # Enough cards that the gate of cached cards runs in worker processes.
+    for n in range(PARALLEL_THRESHOLD + 6):
+        write_card("alpha", f"c{n}", f"id: alpha-c{n}\ntags: []\nsource: [alpha]", f"# Question {n}?\n\nAnswer {n}.\n")
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache, jobs=2))
+    [(kind, name, stored)] = [row for row in _rows(cache, "card") if b"Question 7?" in row[2]]
+    data = cache_module.verified(stored)
+    assert data is not None
+    _rewrite(
+        cache, [(kind, name, cache_module.sign(data.replace(b"<p>Answer 7.</p>", b"<p><script>alert(7)</script></p>")))]
+    )
+    with pytest.raises(BuildFailed) as failure:
+        build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder), jobs=2))
+    assert [d.location.path.name for d in failure.value.diagnostics] == ["c7.md"]
+    assert "HTML outside the policy" in failure.value.diagnostics[0].message
 
 
 def test_the_cache_key_covers_every_module_of_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,3 +109,22 @@ def test_safe_fields_pass(html: str) -> None:
 def test_the_field_check_is_linear() -> None:
     html = "<p>" + r"\( \alpha " * 20_000 + "</p>"
     assert field_tex_problems(html) == []
+
+
+html_pieces = st.sampled_from(
+    [
+        "<p>", "</p>", "<code>", "</code>", "<pre>", "</pre>", "<span class=\"k\">", "</span>", "<br>",
+        '<a href="https://x.org/?a=1&amp;b=>">', "</a>", '<td style="text-align: left;">', "<table>", "</table>",
+        "\\(", "\\)", "\\[", "\\]", "&#92;(", "&amp;", "&lt;", ">", "x", " ", "\n", '"', "<!-- c -->", "<b",
+        "\\href{a}", "&#x5C;[",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(html_pieces, max_size=16).map("".join))
+def test_a_canonical_field_reads_the_same_without_the_html_parser(html: str) -> None:
+    from generator.cards.sanitize import sanitize
+    from generator.cards.tex import typeset_text
+
+    canonical = sanitize(html)  # the serialiser's form: what every field that passes the gate is in
+    assert typeset_text(canonical, canonical=True) == typeset_text(canonical)

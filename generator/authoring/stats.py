@@ -102,7 +102,7 @@ def content_stats(content_dir: Path) -> ContentStats | None:
     languages: Counter[str] = Counter()
     inline = display = tables = 0
     for card in cards:
-        for segments in (card.front_segments, card.back_segments):
+        for segments in card.segments():
             for segment in segments:
                 if isinstance(segment, Fence):
                     info, _ = parse_fence_info(segment.info)

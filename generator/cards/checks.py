@@ -59,9 +59,7 @@ def reader_checks(
 ) -> list[Diagnostic]:
     """Warnings about how `card` will read; a pure function of the card."""
     problems: list[Diagnostic] = []
-    for number, (side, segments) in enumerate(
-        zip(_sides(card), (card.front_segments, card.back_segments), strict=False)
-    ):
+    for number, (side, segments) in enumerate(zip(_sides(card), card.segments(), strict=False)):
         question = number == 0
         if question:
             problems.extend(_long_code_lines(segments, min(max_code_line, MAX_QUESTION_CODE_LINE), question=True))
@@ -87,7 +85,7 @@ def reader_checks(
 def answer_words(card: Card) -> int:
     """Words on the back: prose words, plus one per formula; code blocks do not count."""
     count = 0
-    for segment in card.back_segments:
+    for segment in card.segments()[1]:
         if isinstance(segment, Prose):
             count += len(WORD.findall(segment.text))
         elif isinstance(segment, Math):

@@ -137,8 +137,8 @@ def compile_cards(
         return Compiled(None, (), tuple(diagnostics))
     results: dict[Path, tuple[Result, list[Diagnostic] | None]] = {}  # with the field gate's verdict, if known
     misses: list[SourceFile] = []
-    for source in content.files:
-        hit = cache.get(source) if cache is not None else None
+    hits = cache.get_many(list(content.files)) if cache is not None else [None] * len(content.files)
+    for source, hit in zip(content.files, hits, strict=True):
         if hit is None:
             misses.append(source)
         else:
@@ -154,13 +154,15 @@ def compile_cards(
         cache.flush()  # every new entry in one transaction
     if progress is not None:
         progress(total, total)
+    # A cached card is gated here, every fresh one was in its worker: each field, every build.
+    in_order = [results[source.path] for source in content.files]
+    ungated = [card for (card, _), verdict in in_order if card is not None and verdict is None]
+    late_verdicts = iter(_gate_all(ungated, jobs))  # in the same order as `ungated`
     rendered: list[RenderedCard] = []
-    for source in content.files:
-        (card, problems), verdict = results[source.path]
+    for (card, problems), verdict in in_order:
         diagnostics.extend(problems)
         if card is not None:
-            # A cached card is gated here, every fresh one was in its worker: each field, every build.
-            gated = verdict if verdict is not None else field_gate(card)
+            gated = verdict if verdict is not None else next(late_verdicts)
             diagnostics.extend(gated)
             if not gated:
                 rendered.append(card)
@@ -192,6 +194,27 @@ def field_gate(rendered: RenderedCard) -> list[Diagnostic]:
 
 
 Result = tuple[RenderedCard | None, tuple[Diagnostic, ...]]
+_GATING: list[RenderedCard] = []  # what forked gate workers inherit, so no card is pickled to them
+
+
+def _gate_all(cards: list[RenderedCard], jobs: int) -> list[list[Diagnostic]]:
+    """`field_gate` of each card, on `jobs` processes when there are many."""
+    global _GATING
+    if jobs <= 1 or len(cards) < PARALLEL_THRESHOLD or "fork" not in get_all_start_methods():
+        return [field_gate(card) for card in cards]
+    _GATING = cards
+    try:
+        chunk = max(64, len(cards) // (jobs * 4))
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=get_context("fork"), initializer=_die_with_parent
+        ) as pool:
+            return list(pool.map(_gate_job, range(len(cards)), chunksize=chunk))
+    finally:
+        _GATING = []
+
+
+def _gate_job(index: int) -> list[Diagnostic]:
+    return field_gate(_GATING[index])
 
 
 def _compile_all(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from generator.cards.cloze import ClozeReading
-from generator.cards.scan import Segment
+from generator.cards.scan import Segment, scan
 from generator.diagnostics import Location
 
 CardType = Literal["basic", "reversed", "cloze"]
@@ -57,11 +57,18 @@ class Card:
     id_line: int  # 1-based line of the `id:` key, for diagnostics about the card as a whole
     front_line: int  # 1-based line in the file where the front Markdown starts
     back_line: int
-    # Each side read once, by the scanner: prose, math and fenced code, passed to every later stage.
-    front_segments: tuple[Segment, ...]
-    back_segments: tuple[Segment, ...]
+    # Each side read once, by the scanner: prose, math and fenced code, passed to every later stage (see
+    # `segments`). None for a card read back from the cache: a build needs only its rendered fields.
+    front_segments: tuple[Segment, ...] | None
+    back_segments: tuple[Segment, ...] | None
     # The front read for cloze deletions once (every type: a deletion on a basic card is an error).
     clozes: ClozeReading
+
+    def segments(self) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
+        """Both sides' segments: as validation read them, or read now for a card from the cache."""
+        if self.front_segments is not None and self.back_segments is not None:
+            return self.front_segments, self.back_segments
+        return scan(self.front, self.path, self.front_line)[0], scan(self.back, self.path, self.back_line)[0]
 
     def front_location(self, offset: int) -> Location:
         """The file position of an offset into `front` (whose first line is the heading's text)."""

@@ -60,11 +60,12 @@ SANITISER_HINT = "see 'HTML in cards' in content/README.md for what a card may c
 def render_card(card: Card) -> tuple[RenderedCard, list[Diagnostic]]:
     """Render a validated card into its note fields (plus the images it uses)."""
     cloze = card.type == "cloze"
+    front_segments, back_segments = card.segments()
     front, front_media, front_problems = render_markdown(
-        card.front, card.path, card.front_line, cloze=cloze, segments=card.front_segments
+        card.front, card.path, card.front_line, cloze=cloze, segments=front_segments
     )
     back, back_media, back_problems = render_markdown(
-        card.back, card.path, card.back_line, cloze=cloze, segments=card.back_segments
+        card.back, card.path, card.back_line, cloze=cloze, segments=back_segments
     )
     media = {item.name: item for item in (*front_media, *back_media)}
     problems = [*front_problems, *back_problems]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from html.parser import HTMLParser
+from typing import Any
 
 import nh3
 
@@ -72,16 +73,19 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
 @functools.cache
 def _cleaner() -> nh3.Cleaner:
     """The policy compiled once: building it costs more than cleaning a field."""
-    return nh3.Cleaner(
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags=set(DROPPED_WITH_CONTENT),
-        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
-        attribute_filter=_attribute_filter,
-        strip_comments=True,
-        link_rel=None,
-        url_schemes=set(URL_SCHEMES),
-        filter_style_properties=set(STYLE_PROPERTIES),
-    )
+    return nh3.Cleaner(**_policy(), attribute_filter=_attribute_filter)
+
+
+def _policy() -> dict[str, Any]:
+    return {
+        "tags": set(ALLOWED_TAGS),
+        "clean_content_tags": set(DROPPED_WITH_CONTENT),
+        "attributes": {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        "strip_comments": True,
+        "link_rel": None,
+        "url_schemes": set(URL_SCHEMES),
+        "filter_style_properties": set(STYLE_PROPERTIES),
+    }
 
 
 def field_problems(html: str) -> list[str]:
@@ -90,11 +94,18 @@ def field_problems(html: str) -> list[str]:
     Run on every field of every note, whether just rendered or read from a
     cache, so no route around the renderer reaches a deck.
     """
-    problems = [] if sanitize(html) == html else ["the field holds HTML outside the policy"]
+    canonical = _gate_cleaner().clean(html) == html
+    problems = [] if canonical else ["the field holds HTML outside the policy"]
     if "{{c" in html and _ClozeInAttribute.found(html):
         # Anki writes its cloze <span> markup into the attribute and breaks the element open.
         problems.append("a cloze deletion inside an HTML attribute value")
-    return problems + field_tex_problems(html)
+    return problems + field_tex_problems(html, canonical=canonical)
+
+
+@functools.cache
+def _gate_cleaner() -> nh3.Cleaner:
+    """The same policy as `_cleaner`, without its image renaming (a Python call per attribute): a third faster."""
+    return nh3.Cleaner(**_policy())
 
 
 class _ClozeInAttribute(HTMLParser):

@@ -106,8 +106,11 @@ _SKIPPED = frozenset({"script", "noscript", "style", "textarea", "pre", "code", 
 _OPENERS = {"\\(": "\\)", "\\[": "\\]"}  # Anki's delimiters: no `$`
 
 
-def field_tex_problems(html: str) -> list[str]:
+def field_tex_problems(html: str, *, canonical: bool = False) -> list[str]:
     """Problems of every formula MathJax could typeset in the field `html`.
+
+    `canonical`: the sanitiser leaves `html` unchanged, so it is in the
+    serialiser's form and is read without an HTML parser (see `typeset_text`).
 
     Every `\\(` or `\\[` starts a formula that runs to the next matching closer
     (or the end); overlapping candidates are merged. Text is joined across
@@ -118,7 +121,7 @@ def field_tex_problems(html: str) -> list[str]:
         # The text's backslashes are written as such or as character references (decoded the same way
         # here, over the whole field: a superset of the text): without one, no formula, no parse.
         return []
-    text = _TypesetText.of(html)
+    text = typeset_text(html, canonical=canonical)
     if "\\" not in text:
         return []
     closers = {closer: [m.start() for m in re.finditer(re.escape(closer), text)] for closer in _OPENERS.values()}
@@ -139,6 +142,35 @@ def field_tex_problems(html: str) -> list[str]:
 
 
 _DELIMITER = re.compile(r"\\[()\[\]]")
+# A tag as the sanitiser's serialiser writes it: a lower-case name, then attributes with double-quoted
+# values in which '"' is written '&quot;'. Its text holds no '<' and it has no comments.
+_CANONICAL_TAG = re.compile(r'<(/?)([a-z][^\s/>]*)(?:\s+[^\s"=<>/]+(?:="[^"]*")?)*\s*/?>')
+
+
+def typeset_text(html: str, *, canonical: bool = False) -> str:
+    """The text MathJax scans in `html`: character references decoded, skipped elements left out.
+
+    A canonical field (one the sanitiser leaves unchanged) is read with one
+    regular expression, the same reading as the HTML parser's at a fraction of
+    its cost; any other field goes through the parser.
+    """
+    if not canonical:
+        return _TypesetText.of(html)
+    parts = []
+    skipping = 0
+    position = 0
+    for tag in _CANONICAL_TAG.finditer(html):
+        if not skipping:
+            parts.append(unescape(html[position : tag.start()]))
+        position = tag.end()
+        if tag.group(2) in _SKIPPED:
+            if not tag.group(1):
+                skipping += 1
+            elif skipping:
+                skipping -= 1
+    if not skipping:
+        parts.append(unescape(html[position:]))
+    return "".join(parts)
 
 
 class _TypesetText(HTMLParser):

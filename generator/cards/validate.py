@@ -254,7 +254,7 @@ def _leading_blank_lines(lines: list[str]) -> int:
 def _check_markup(card: Card) -> list[Diagnostic]:
     """Check math balance, code fences and cloze deletions of both sides."""
     problems: list[Diagnostic] = []
-    for segments in (card.front_segments, card.back_segments):
+    for segments in card.segments():
         significant = without_blank_prose(segments)
         for index, segment in enumerate(significant):
             if isinstance(segment, Math):

@@ -172,7 +172,7 @@ def missing_verify_extra() -> str | None:
 def extract_program(card: Card) -> Program:
     """Collect the card's python blocks, each with the `output` block that follows it."""
     blocks: list[CodeBlock] = []
-    for segments in (card.front_segments, card.back_segments):
+    for segments in card.segments():
         significant = without_blank_prose(segments)
         for index, segment in enumerate(significant):
             if not isinstance(segment, Fence) or fence_language(segment) != RUNNABLE_LANGUAGE:
