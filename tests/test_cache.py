@@ -308,3 +308,39 @@ def test_the_cache_key_covers_every_module_of_the_generator(tmp_path: Path, monk
 def test_the_default_cache_lies_outside_the_checkout(content: Path) -> None:
     folder = cache_module.default_cache_folder(content)
     assert not folder.resolve().is_relative_to(content.resolve().parent)
+
+
+def test_entries_a_build_no_longer_uses_are_pruned_once_enough_piled_up(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PRUNE_MINIMUM", 0)  # the sample is a handful of cards: prune at once
+    cache_folder = tmp_path / "cache"
+    dist = tmp_path / "dist"
+    first = build(content, dist, T0, options=Options(cache=RenderCache(cache_folder)))
+    cache = RenderCache(cache_folder)
+    cards_in_use = len(first.cards)
+    assert len(_rows(cache, "card")) == cards_in_use
+    edited = content / "alpha" / "sigmoid.md"
+    for round_ in range(3):  # each edit leaves the card's old entry and the old packages behind
+        edited.write_text(edited.read_text().replace("with *emphasis*", f"with *emphasis* ({round_})", 1))
+        result = build(content, dist, T0 + 10 + round_, options=Options(cache=RenderCache(cache_folder)))
+        assert result.cache_hits == cards_in_use - 1
+    assert len(_rows(cache, "card")) == cards_in_use  # only what the last build used is left
+    assert len(_rows(cache, "package")) == len(result.manifest.decks) + 1  # its topic packages and all-topics
+    again = build(content, tmp_path / "other", T0 + 20, options=Options(cache=RenderCache(cache_folder)))
+    assert again.cache_hits == cards_in_use
+
+
+def test_a_build_into_a_fresh_cache_counts_nothing_as_stale(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "dist", T0, options=Options(cache=cache))
+    [(_, _, counted)] = _rows(cache, "meta")
+    assert cache_module.verified(counted) == b"0"
+
+
+def test_a_cache_of_an_earlier_layout_is_removed(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / "cache.sqlite3").write_bytes(b"an earlier layout")
+    build(content, tmp_path / "dist", T0, options=Options(cache=RenderCache(folder)))
+    assert sorted(p.name for p in folder.iterdir()) == [cache_module.DATABASE_FILE]
