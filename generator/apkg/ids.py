@@ -7,6 +7,7 @@ authored `id`, never from its content, so edits update the existing note.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 # Random, fixed model ids: genanki's built-in models share their ids with every
@@ -20,6 +21,7 @@ GUID_NAMESPACE = "dl-interview-decks"
 NOTE_ID_SPACING = 100
 
 
+@functools.cache  # asked by the plan and again by packaging, for every note: a pure function of the id
 def note_guid(card_id: str) -> str:
     """The Anki GUID of the note for the card with this authored id (or imported lineage id)."""
     original = imported_guid(card_id)
