@@ -174,8 +174,10 @@ def test_tensorflow_is_seeded_even_when_imported_late_by_a_jax_card(content: Pat
 
         ```python
         import importlib
+        import importlib.util
         import keras
         print(keras.backend.backend())
+        print(importlib.util.find_spec("tensor" + "flow") is not None)  # a lookup loads nothing
         tf = importlib.import_module("tensor" + "flow")
         first = float(tf.random.uniform(()))
         tf.random.set_seed(0)
@@ -184,6 +186,7 @@ def test_tensorflow_is_seeded_even_when_imported_late_by_a_jax_card(content: Pat
 
         ```output
         jax
+        True
         True
         ```
         """,

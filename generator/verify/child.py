@@ -18,7 +18,7 @@ import faulthandler
 import functools
 import importlib
 import importlib.abc
-import importlib.util
+import importlib.machinery
 import inspect
 import io
 import json
@@ -286,27 +286,44 @@ def _seed_keras(keras: Any) -> None:
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Calls `then(module)` once the module `name` has been imported (by anyone, the first time)."""
+    """Calls `then(module)` once the module `name` has been loaded (by anyone, the first time).
+
+    Only a real load uses it up: a lookup such as `importlib.util.find_spec(name)`
+    gets the spec through a loader that does nothing more until the module runs.
+    """
 
     def __init__(self, name: str, then: Callable[[Any], None]) -> None:
         self.name = name
         self.then = then
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> Any:
+    def find_spec(self, fullname: str, path: Any = None, target: object = None) -> Any:
         if fullname != self.name:
             return None
-        sys.meta_path.remove(self)  # the search below, and later imports, go on without this finder
-        spec = importlib.util.find_spec(fullname)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
-        execute = spec.loader.exec_module
-
-        def exec_module(module: Any) -> None:
-            execute(module)
-            self.then(module)
-
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        spec.loader = _ThenLoader(spec.loader, self)
         return spec
+
+
+class _ThenLoader(importlib.abc.Loader):
+    """The module's own loader, followed by the hook's `then` once the module has run."""
+
+    def __init__(self, loader: Any, hook: _AfterImport) -> None:
+        self.loader = loader
+        self.hook = hook
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        if self.hook in sys.meta_path:
+            sys.meta_path.remove(self.hook)
+            self.hook.then(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)  # resource readers and the like: the real loader's
 
 
 def _limit_cpu(seconds: float) -> None:
