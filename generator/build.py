@@ -385,11 +385,11 @@ def build(
             ) from None
         if stamp_name is not None and fingerprint is not None and options.cache is not None:
             options.cache.save_stamp(stamp_name, _stamp(fingerprint, racy_after, result))
-        if options.cache is not None:
-            options.cache.prune()  # this build read every card and made every package: the rest is stale
     finally:
         if options.cache is not None:
             options.cache.flush()  # packages and the stamp, in one transaction
+    if options.cache is not None:
+        options.cache.prune()  # this build read every card and made every package: the rest is stale
     return result
 
 

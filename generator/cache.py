@@ -45,9 +45,9 @@ OLD_DATABASE_FILES = ("cache.sqlite3",)  # earlier layouts, removed when the cur
 # A rowid table: its values are kilobytes to megabytes, which SQLite stores best outside the key's B-tree
 # (a WITHOUT ROWID table wrote them three times slower and read them twice as slowly).
 SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (kind TEXT, key TEXT, data BLOB, PRIMARY KEY (kind, key))"
-CARDS, PACKAGES, STAMPS, META = "card", "package", "stamp", "meta"  # the kinds of value in the database
-ADDED = "entries added since the last pruning"  # a META key
-PRUNE_SHARE, PRUNE_MINIMUM = 0.25, 200  # prune once this share of the entries in use (plus this many) was added
+CARDS, PACKAGES, STAMPS = "card", "package", "stamp"  # the kinds of value in the database
+PRUNE_SHARE, PRUNE_MINIMUM = 0.25, 200  # prune once unused entries exceed this share of those in use, plus this many
+PRUNE_WAIT_MS = 100  # pruning waits this long for another build's lock, then leaves it for later
 READ_BATCH = 500  # keys per query: under SQLite's limit on parameters, and few round trips
 LOCK_TIMEOUT_SECONDS = 60.0  # another build writing its transaction
 DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
@@ -198,8 +198,6 @@ class RenderCache:
         self._connection: sqlite3.Connection | None = None
         self._broken = False
         self._used: dict[str, set[str]] = {CARDS: set(), PACKAGES: set()}  # keys this build read or wrote
-        self._added = 0  # entries this build wrote (new ones: changed cards, a new generator)
-        self._created = False  # whether this process made the database file
 
     @property
     def database(self) -> Path:
@@ -274,27 +272,24 @@ class RenderCache:
                 self._recover(failure)
 
     def prune(self) -> None:
-        """Drop the entries this build did not use, once enough unused ones may have piled up.
+        """Drop every card and package this build did not use, once such entries make up a fifth of the cache.
 
         Every edit leaves its card's old entry behind, and every new generator all
-        of them. The entries written since the last pruning are counted (in the
-        database, across builds); when they reach a quarter of what this build used,
-        every card and package this build did not read or write is deleted (another
-        branch's cards cost a render when it comes back) and the file compacted.
-        Call it after a build that read every card; `flush` commits it.
+        of them; whatever wrote them (a build, a check, a failed build), they are
+        counted here as the entries this build did not read or write. Another
+        branch's cards cost a render when it comes back. Call it after `flush`, on
+        a build that read every card: it runs in its own short transaction and
+        gives up at once, changing nothing, when another build holds the database.
         """
         connection = self._open()
         if connection is None:
             return
+        in_use = len(self._used[CARDS]) + len(self._used[PACKAGES])
         try:
-            counted = self._read(META, ADDED) or b"0"
-            added = self._added + (int(counted) if counted.isdigit() else 0)
-            self._added = 0
-            if self._created:
-                added = 0  # a database this build started holds only what this build used
-            used = len(self._used[CARDS]) + len(self._used[PACKAGES])
-            if added <= PRUNE_SHARE * used + PRUNE_MINIMUM:
-                self._write(META, ADDED, sign(str(added).encode()))
+            connection.execute(f"PRAGMA busy_timeout = {PRUNE_WAIT_MS}")
+            query = "SELECT count(*) FROM blobs WHERE kind IN (?, ?)"
+            (stored,) = connection.execute(query, (CARDS, PACKAGES)).fetchone()
+            if stored - in_use <= PRUNE_SHARE * in_use + PRUNE_MINIMUM:
                 return
             connection.execute("CREATE TEMP TABLE IF NOT EXISTS used (kind TEXT, key TEXT, PRIMARY KEY (kind, key))")
             connection.execute("DELETE FROM temp.used")
@@ -306,21 +301,22 @@ class RenderCache:
                 "DELETE FROM blobs WHERE kind IN (?, ?) AND (kind, key) NOT IN (SELECT kind, key FROM temp.used)",
                 (CARDS, PACKAGES),
             )
-            self._write(META, ADDED, sign(b"0"))
             connection.commit()
-            free, pages = (
-                connection.execute(f"PRAGMA {name}").fetchone()[0] for name in ("freelist_count", "page_count")
-            )
-            if free * 2 > pages:
+            free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+            if free * 2 > connection.execute("PRAGMA page_count").fetchone()[0]:
                 connection.execute("VACUUM")  # give the space back: most of the file was stale entries
+        except sqlite3.OperationalError:
+            connection.rollback()  # busy (another build is writing): prune another time
         except sqlite3.Error as failure:
             self._recover(failure)
+        finally:
+            if self._connection is not None:
+                self._connection.execute(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")
 
     def _write(self, kind: str, key: str, data: bytes) -> None:
         # Straight into the open transaction (sqlite3 begins one before the first write): nothing piles up here.
         if kind in self._used:
             self._used[kind].add(key)
-            self._added += 1
         connection = self._open()
         if connection is None:
             return
@@ -382,7 +378,6 @@ class RenderCache:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 if not self.database.exists():
-                    self._created = True
                     for old in OLD_DATABASE_FILES:
                         with contextlib.suppress(OSError):
                             os.unlink(self.folder / old)

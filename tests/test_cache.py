@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from generator import cache as cache_module
-from generator.build import Options, build
+from generator.build import Options, build, check
 from generator.cache import RenderCache
 from generator.cards.compile import PARALLEL_THRESHOLD
 from generator.diagnostics import BuildFailed
@@ -331,11 +331,51 @@ def test_entries_a_build_no_longer_uses_are_pruned_once_enough_piled_up(
     assert again.cache_hits == cards_in_use
 
 
-def test_a_build_into_a_fresh_cache_counts_nothing_as_stale(content: Path, sample_cards: None, tmp_path: Path) -> None:
-    cache = RenderCache(tmp_path / "cache")
-    build(content, tmp_path / "dist", T0, options=Options(cache=cache))
-    [(_, _, counted)] = _rows(cache, "meta")
-    assert cache_module.verified(counted) == b"0"
+def test_entries_a_check_left_are_pruned_by_the_next_build(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PRUNE_MINIMUM", 0)
+    cache_folder = tmp_path / "cache"
+    dist = tmp_path / "dist"
+    build(content, dist, T0, options=Options(cache=RenderCache(cache_folder)))
+    edited = content / "alpha" / "sigmoid.md"
+    for round_ in range(4):  # edits checked, never built: each leaves an entry
+        edited.write_text(edited.read_text().replace("with *emphasis*", f"with *emphasis* ({round_})", 1))
+        check(content, dist, T0, options=Options(cache=RenderCache(cache_folder)), package=False)
+    cache = RenderCache(cache_folder)
+    cards = len(_rows(cache, "card"))
+    result = build(content, dist, T0 + 10, options=Options(cache=RenderCache(cache_folder)))
+    assert cards == len(result.cards) + 4
+    assert len(_rows(cache, "card")) == len(result.cards)
+
+
+def test_pruning_gives_way_to_another_build_writing(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PRUNE_MINIMUM", 0)
+    cache_folder = tmp_path / "cache"
+    build(content, tmp_path / "dist", T0, options=Options(cache=RenderCache(cache_folder)))
+    (content / "alpha" / "sigmoid.md").unlink()  # its entry is now unused
+    cache = RenderCache(cache_folder)
+    rows = _rows(cache, "card")
+    waited: list[float] = []
+    prune = RenderCache.prune
+
+    def prune_while_another_build_writes(self: RenderCache) -> None:
+        with contextlib.closing(sqlite3.connect(self.database)) as other:
+            other.execute("BEGIN IMMEDIATE")  # another build, holding the write lock
+            started = time.monotonic()
+            prune(self)
+            waited.append(time.monotonic() - started)
+            other.rollback()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RenderCache, "prune", prune_while_another_build_writes)
+        build(content, tmp_path / "dist", T0 + 10, options=Options(cache=cache, allow_removal=True))
+    assert len(waited) == 1 and waited[0] < 5  # a moment, not the minute a build's own writes may wait
+    assert _rows(cache, "card") == rows  # nothing pruned while it waited: it is left for another build
+    build(content, tmp_path / "dist2", T0 + 20, options=Options(cache=RenderCache(cache_folder)))
+    assert len(_rows(cache, "card")) == len(rows) - 1
 
 
 def test_a_cache_of_an_earlier_layout_is_removed(content: Path, sample_cards: None, tmp_path: Path) -> None:
