@@ -299,6 +299,7 @@ def test_an_unclosed_deletion_and_what_follows_stay_text_as_in_anki() -> None:
     [
         ("# T\n\nx {{c1::b {{c2::c}}}}\n", "8:11: error: cloze deletion {{c2::…}} is nested inside another"),
         ("# T {{c1::a\n\nb\n", "6:5: error: cloze deletion {{c1::…}} is never closed with '}}'"),
+        ("#   T {{c1::a\n\nb\n", "6:7: error: cloze deletion {{c1::…}} is never closed with '}}'"),
     ],
 )
 def test_validation_places_a_broken_deletion_at_its_marker(body: str, expected: str) -> None:

@@ -525,13 +525,15 @@ def test_no_card_side_of_the_real_content_scrolls_sideways_at_1280px(tmp_path: P
         preview = site.preview_for(path)
         if preview is None:
             continue
+        # Every answer side holds its question side (the templates show {{FrontSide}}, or the cloze text
+        # revealed), so a question side that scrolled would make its answer side scroll too.
         for view in preview.views:
-            for label, side in (("question", view.question), ("answer", view.answer)):
-                title = f"{path.relative_to(ROOT)} {view.label} {label}"
-                frames.append(
-                    f'<iframe title="{html.escape(title)}" style="width:1280px;height:60px;border:0;display:block" '
-                    f'srcdoc="{html.escape(side_document(side, preview.media))}"></iframe>'
-                )
+            assert view.label.startswith("Cloze") or view.question.html in view.answer.html
+            title = f"{path.relative_to(ROOT)} {view.label} answer"
+            frames.append(
+                f'<iframe title="{html.escape(title)}" style="width:1280px;height:60px;border:0;display:block" '
+                f'srcdoc="{html.escape(side_document(view.answer, preview.media))}"></iframe>'
+            )
     assert len(frames) > 500
     found: list[dict[str, Any]] = []
     for start in range(0, len(frames), FRAMES_PER_PAGE):  # Chromium lays out a few hundred frames at a time

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from generator.cards.cloze import Node
-from generator.cards.model import HEADING_PREFIX, Card
+from generator.cards.model import Card
 from generator.cards.scan import Fence, Math, Prose, Segment
 from generator.diagnostics import Diagnostic, Location, warning
 
@@ -94,7 +94,7 @@ def answer_words(card: Card) -> int:
 
 
 def _sides(card: Card) -> list[_Side]:
-    sides = [_Side(card.front, card.front_line, HEADING_PREFIX + 1)]
+    sides = [_Side(card.front, card.front_line, card.heading_col)]
     if card.back:
         sides.append(_Side(card.back, card.back_line, 1))
     return sides

@@ -63,6 +63,7 @@ class Card:
     back_segments: tuple[Segment, ...] | None
     # The front read for cloze deletions once (every type: a deletion on a basic card is an error).
     clozes: ClozeReading
+    heading_col: int = HEADING_PREFIX + 1  # 1-based column where the question starts, after '# ' and any spaces
 
     def segments(self) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
         """Both sides' segments: as validation read them, or read now for a card from the cache."""
@@ -74,7 +75,7 @@ class Card:
         """The file position of an offset into `front` (whose first line is the heading's text)."""
         line = self.front.count("\n", 0, offset)
         col = offset - (self.front.rfind("\n", 0, offset) + 1) + 1
-        return Location(self.path, self.front_line + line, col + (HEADING_PREFIX if line == 0 else 0))
+        return Location(self.path, self.front_line + line, col + (self.heading_col - 1 if line == 0 else 0))
 
 
 @dataclass(frozen=True, slots=True)

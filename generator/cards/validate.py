@@ -98,7 +98,7 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
     split = _split_body(parsed, card_type or "basic", problems)
     if card_id is None or card_type is None or split is None or problems:
         return None, problems
-    front, front_line, back, back_line = split
+    front, front_line, back, back_line, heading_col = split
     front_segments, front_problems = scan(front, parsed.path, front_line)
     back_segments, back_problems = scan(back, parsed.path, back_line)
     for text, line in ((front, front_line), (back, back_line)):
@@ -130,6 +130,7 @@ def validate_file(parsed: ParsedFile, topic: str) -> tuple[Card | None, list[Dia
         front_segments=front_segments,
         back_segments=back_segments,
         clozes=read_clozes(front),
+        heading_col=heading_col,
     )
     problems.extend(front_problems + back_problems)
     problems.extend(_check_markup(card))
@@ -189,7 +190,7 @@ def _check_type(entry: Entry | None, problems: list[Diagnostic]) -> CardType | N
 
 def _split_body(
     parsed: ParsedFile, card_type: CardType, problems: list[Diagnostic]
-) -> tuple[str, int, str, int] | None:
+) -> tuple[str, int, str, int, int] | None:
     """Cut the body into front and back: '# question', optional front lines up to '%', back."""
     lines = parsed.body.split("\n")
     start = next((i for i, line in enumerate(lines) if line.strip()), None)
@@ -204,6 +205,7 @@ def _split_body(
         )
         return None
     heading = lines[start][2:].strip()
+    heading_col = 3 + len(lines[start][2:]) - len(lines[start][2:].lstrip())
     rest = lines[start + 1 :]
     separator = None
     offset = 0
@@ -239,7 +241,7 @@ def _split_body(
                 "write the answer below the '# ' heading (or below the '%' line)",
             )
         )
-    return front, front_line, back, back_line
+    return front, front_line, back, back_line, heading_col
 
 
 def _leading_blank_lines(lines: list[str]) -> int:
