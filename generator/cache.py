@@ -44,7 +44,8 @@ DATABASE_FILE = "cache-2.sqlite3"
 OLD_DATABASE_FILES = ("cache.sqlite3",)  # earlier layouts, removed when the current one is made
 # A rowid table: its values are kilobytes to megabytes, which SQLite stores best outside the key's B-tree
 # (a WITHOUT ROWID table wrote them three times slower and read them twice as slowly).
-SCHEMA = "CREATE TABLE IF NOT EXISTS blobs (kind TEXT, key TEXT, data BLOB, PRIMARY KEY (kind, key))"
+COLUMNS = "(kind TEXT, key TEXT, data BLOB, PRIMARY KEY (kind, key))"
+SCHEMA = f"CREATE TABLE IF NOT EXISTS blobs {COLUMNS}"
 CARDS, PACKAGES, STAMPS = "card", "package", "stamp"  # the kinds of value in the database
 PRUNE_SHARE, PRUNE_MINIMUM = 0.25, 200  # prune once unused entries exceed this share of those in use, plus this many
 PRUNE_WAIT_MS = 100  # pruning waits this long for another build's lock, then leaves it for later
@@ -291,16 +292,24 @@ class RenderCache:
             (stored,) = connection.execute(query, (CARDS, PACKAGES)).fetchone()
             if stored - in_use <= PRUNE_SHARE * in_use + PRUNE_MINIMUM:
                 return
+            connection.execute("BEGIN IMMEDIATE")
             connection.execute("CREATE TEMP TABLE IF NOT EXISTS used (kind TEXT, key TEXT, PRIMARY KEY (kind, key))")
             connection.execute("DELETE FROM temp.used")
             connection.executemany(
                 "INSERT OR IGNORE INTO temp.used VALUES (?, ?)",
                 [(kind, key) for kind, keys in self._used.items() for key in keys],
             )
+            # What is kept is copied to a new table and the old one dropped: deleting the stale rows one by
+            # one walks every value's overflow pages (10 s for 10,000 cards, against 0.1 s this way).
+            connection.execute("DROP TABLE IF EXISTS kept")
+            connection.execute(f"CREATE TABLE kept {COLUMNS}")
             connection.execute(
-                "DELETE FROM blobs WHERE kind IN (?, ?) AND (kind, key) NOT IN (SELECT kind, key FROM temp.used)",
+                "INSERT INTO kept SELECT kind, key, data FROM blobs WHERE kind NOT IN (?, ?)"
+                " OR (kind, key) IN (SELECT kind, key FROM temp.used) ORDER BY kind, key",
                 (CARDS, PACKAGES),
             )
+            connection.execute("DROP TABLE blobs")
+            connection.execute("ALTER TABLE kept RENAME TO blobs")
             connection.commit()
             free = connection.execute("PRAGMA freelist_count").fetchone()[0]
             if free * 2 > connection.execute("PRAGMA page_count").fetchone()[0]:
