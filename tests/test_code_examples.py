@@ -156,9 +156,7 @@ def test_card_code_has_no_network(content: Path, write_card: WriteCard) -> None:
         ```
         """,
     )
-    result = CliRunner().invoke(main, ["check", "--content", str(content), "--run-code"])
-    assert result.exit_code == 0, result.stderr
-    assert "1 outputs checked, 0 failures" in result.stdout
+    assert_one_card_passes(content)
 
 
 @pytest.mark.usefixtures("verify_extra")
@@ -191,6 +189,11 @@ def test_tensorflow_is_seeded_even_when_imported_late_by_a_jax_card(content: Pat
         ```
         """,
     )
+    assert_one_card_passes(content)
+
+
+def assert_one_card_passes(content: Path) -> None:
+    """`decks check --run-code` runs the one card under `content` and its output matches."""
     result = CliRunner().invoke(main, ["check", "--content", str(content), "--run-code"])
     assert result.exit_code == 0, result.stderr
     assert "1 outputs checked, 0 failures" in result.stdout
