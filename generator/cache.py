@@ -210,12 +210,6 @@ class RenderCache:
             digest.update(b"\0" + part.encode())
         return digest.hexdigest()
 
-    def get(self, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
-        data = self._read(CARDS, self.key(source))
-        if data is None:
-            return None  # missing, or not written by this user's build
-        return self._decoded(data, source)
-
     def _decoded(self, data: bytes, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
         try:
             entry = json.loads(data)
@@ -226,7 +220,10 @@ class RenderCache:
             return None  # corrupt or stale: compile again
 
     def get_many(self, sources: list[SourceFile]) -> list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None]:
-        """`get` for each source, in order, reading the database in a few queries instead of one per card."""
+        """Each source's compiled card and diagnostics, in order (None: a miss), in a few queries for all of them.
+
+        A value this user's build did not sign, or one that cannot be decoded, is a miss.
+        """
         keys = [self.key(source) for source in sources]
         found = self._read_many(CARDS, keys)
         results: list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None] = []
@@ -234,11 +231,6 @@ class RenderCache:
             data = found.get(key)
             results.append(None if data is None else self._decoded(data, source))
         return results
-
-    def put(self, source: SourceFile, card: RenderedCard | None, diagnostics: tuple[Diagnostic, ...]) -> None:
-        entry = encode_entry(card, diagnostics)
-        if entry is not None:
-            self.put_encoded(source, entry)
 
     def put_encoded(self, source: SourceFile, entry: bytes) -> None:
         """Store an entry made by `encode_entry` (in a worker process, say); `flush` commits it."""
