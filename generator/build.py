@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
     from generator.apkg.notetype import NoteType
     from generator.apkg.package import PackagedDeck
-    from generator.cards.compile import Progress
+    from generator.cards.compile import Compiled, Progress
     from generator.cards.model import Card, CardType, DeckSet, MediaFile, RenderedCard, Topic
 
 MANIFEST_FILE = "manifest.json"
@@ -162,25 +162,35 @@ def compile_release(
     from generator.cards.compile import compile_cards
 
     started = time.perf_counter()
-    compiled = compile_cards(content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress)
+    # The cached cards pass the field gate in the background while this build plans and packages;
+    # nothing leaves this function before every verdict is in (`_all_gated`).
+    compiled = compile_cards(
+        content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress, gate_later=True
+    )
     compiled_at = time.perf_counter()
     if compiled.content is None or compiled.errors:
+        _all_gated(compiled)
         raise BuildFailed(compiled.diagnostics)
     content = compiled.content
     types = note_types()
-    notes = _notes(compiled.cards, types)
-    plan = _plan(
-        content_dir, content.deckset, notes, types, previous, now,
-        ledger if ledger is not None else seed(previous.cards, previous.removed, previous.version),
-        compiled.diagnostics, options, release,
-    )  # fmt: skip
-    planned_at = time.perf_counter()
-    manifest = plan.manifest
-    files: dict[str, bytes] = {}
-    if package:
-        files, decks = _package_decks(content.deckset, notes, types, plan, options)
-        manifest = replace(manifest, decks=decks)
-        files.update(_release_files(content.deckset, manifest, plan, previous_changelog, files))
+    try:
+        notes = _notes(compiled.cards, types)
+        plan = _plan(
+            content_dir, content.deckset, notes, types, previous, now,
+            ledger if ledger is not None else seed(previous.cards, previous.removed, previous.version),
+            compiled.diagnostics, options, release,
+        )  # fmt: skip
+        planned_at = time.perf_counter()
+        manifest = plan.manifest
+        files: dict[str, bytes] = {}
+        if package:
+            files, decks = _package_decks(content.deckset, notes, types, plan, options)
+            manifest = replace(manifest, decks=decks)
+            files.update(_release_files(content.deckset, manifest, plan, previous_changelog, files))
+    except BuildFailed:
+        _all_gated(compiled)  # a card the gate refuses explains the failure first, as if it had run before
+        raise
+    compiled = _all_gated(compiled)
     timings = {
         "compile": compiled_at - started,
         "plan": planned_at - compiled_at,
@@ -189,6 +199,14 @@ def compile_release(
     return BuildResult(
         manifest, previous, plan.changes, files, compiled.cards, plan.warnings, compiled.cache_hits, timings
     )
+
+
+def _all_gated(compiled: Compiled) -> Compiled:
+    """The compiled cards once the field gate has passed every one; BuildFailed if it refused any."""
+    gated = compiled.gated()
+    if gated is not compiled and gated.errors:
+        raise BuildFailed(gated.diagnostics)
+    return gated
 
 
 def _notes(rendered: tuple[RenderedCard, ...], types: Mapping[CardType, NoteType]) -> list[Note]:

@@ -15,7 +15,8 @@ import pytest
 from generator import cache as cache_module
 from generator.build import Options, build, check
 from generator.cache import RenderCache
-from generator.cards.compile import PARALLEL_THRESHOLD
+from generator.cards import compile as compile_module
+from generator.cards.compile import PARALLEL_THRESHOLD, compile_cards
 from generator.diagnostics import BuildFailed
 from tests.conftest import T0, WriteCard
 from tests.test_images import ONE_PIXEL_PNG
@@ -270,22 +271,74 @@ def test_a_cached_field_passes_the_field_gate_again(content: Path, sample_cards:
         build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
 
 
-def test_cached_fields_are_gated_on_every_core_too(content: Path, write_card: WriteCard, tmp_path: Path) -> None:
-    # Enough cards that the gate of cached cards runs in worker processes.
-    for n in range(PARALLEL_THRESHOLD + 6):
-        write_card("alpha", f"c{n}", f"id: alpha-c{n}\ntags: []\nsource: [alpha]", f"# Question {n}?\n\nAnswer {n}.\n")
-    cache = RenderCache(tmp_path / "cache")
-    build(content, tmp_path / "first", T0, options=Options(cache=cache, jobs=2))
-    [(kind, name, stored)] = [row for row in _rows(cache, "card") if b"Question 7?" in row[2]]
+def _plant_script_in_card(cache: RenderCache, question: bytes, answer: bytes) -> None:
+    """Sign (with this user's key) a cached card whose answer now holds a script."""
+    [(kind, name, stored)] = [row for row in _rows(cache, "card") if question in row[2]]
     data = cache_module.verified(stored)
     assert data is not None
-    _rewrite(
-        cache, [(kind, name, cache_module.sign(data.replace(b"<p>Answer 7.</p>", b"<p><script>alert(7)</script></p>")))]
-    )
+    _rewrite(cache, [(kind, name, cache_module.sign(data.replace(answer, b"<p><script>alert(7)</script></p>")))])
+
+
+def _many_cards(write_card: WriteCard) -> None:
+    for n in range(PARALLEL_THRESHOLD + 6):
+        write_card("alpha", f"c{n}", f"id: alpha-c{n}\ntags: []\nsource: [alpha]", f"# Question {n}?\n\nAnswer {n}.\n")
+
+
+def test_cached_fields_are_gated_in_the_background_and_dist_waits_for_it(
+    content: Path, write_card: WriteCard, tmp_path: Path
+) -> None:
+    _many_cards(write_card)
+    cache = RenderCache(tmp_path / "cache")
+    dist = tmp_path / "dist"
+    build(content, dist, T0, options=Options(cache=cache, jobs=2))
+    before = snapshot(dist)
+    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    write_card("alpha", "c0", "id: alpha-c0\ntags: []\nsource: [alpha]", "# Question 0?\n\nAnswer 0, edited.\n")
+
+    # The planted card is a cache hit: compiling hands it on before the gate has judged it...
+    compiled = compile_cards(content, jobs=2, cache=RenderCache(cache.folder), gate_later=True)
+    assert compiled.pending is not None
+    assert not compiled.errors
+    # ...and the verdict, once in, takes it out with a located error.
+    gated = compiled.gated()
+    assert [d.location.path.name for d in gated.errors] == ["c7.md"]
+    assert "HTML outside the policy" in gated.errors[0].message
+    assert len(gated.cards) == len(compiled.cards) - 1
+
     with pytest.raises(BuildFailed) as failure:
-        build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder), jobs=2))
+        build(content, dist, T0 + 100, options=Options(cache=RenderCache(cache.folder), jobs=2))
     assert [d.location.path.name for d in failure.value.diagnostics] == ["c7.md"]
-    assert "HTML outside the policy" in failure.value.diagnostics[0].message
+    assert snapshot(dist) == before  # the edited card's deck was packaged meanwhile, and never published
+
+
+def test_a_gate_that_dies_in_the_background_is_run_by_the_build_itself(
+    content: Path, write_card: WriteCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _many_cards(write_card)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache))
+    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    monkeypatch.setattr(compile_module, "_gate_in_child", lambda _writer: os._exit(3))  # as if killed
+    with pytest.raises(BuildFailed) as failure:
+        build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
+    assert [d.location.path.name for d in failure.value.diagnostics] == ["c7.md"]
+
+
+def test_a_refused_cached_card_is_reported_before_what_the_plan_finds(
+    content: Path, write_card: WriteCard, tmp_path: Path
+) -> None:
+    _many_cards(write_card)
+    cache = RenderCache(tmp_path / "cache")
+    dist = tmp_path / "dist"
+    build(content, dist, T0, options=Options(cache=cache))
+    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    # A renamed deck: an error of the plan, found while the gate still runs.
+    (content / "alpha" / "topic.yaml").write_text("name: Renamed Topic\ndescription: About alpha.\norder: 0\n")
+    with pytest.raises(BuildFailed, match="would be renamed"):
+        build(content, dist, T0, options=Options(cache=RenderCache(tmp_path / "clean")))
+    with pytest.raises(BuildFailed) as failure:
+        build(content, dist, T0, options=Options(cache=RenderCache(cache.folder)))
+    assert [d.location.path.name for d in failure.value.diagnostics] == ["c7.md"]
 
 
 def test_the_cache_key_covers_every_module_of_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

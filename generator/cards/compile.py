@@ -12,14 +12,16 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import itertools
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from generator.cache import RenderCache, encode_entry
@@ -51,10 +53,23 @@ class Compiled:
     cards: tuple[RenderedCard, ...]
     diagnostics: tuple[Diagnostic, ...]
     cache_hits: int = 0
+    # With `gate_later`: the field gate of the cached cards, still running. Until `gated()` is called,
+    # `cards` and `diagnostics` are what they will be if every cached card passes it.
+    pending: _GateInBackground | None = None
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.severity == "error")
+
+    def gated(self) -> Compiled:
+        """These cards once the field gate has judged every one of them (waiting for it if it still runs)."""
+        if self.pending is None:
+            return self
+        verdicts = self.pending.verdicts()
+        if not any(verdicts):
+            return replace(self, pending=None)
+        assert self.content is not None  # a gate runs only when the content was read
+        return _assemble(self.content, self.pending.in_order, iter(verdicts), self.cache_hits)
 
 
 def compile_card(source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
@@ -130,15 +145,20 @@ def compile_cards(
     jobs: int = 1,
     cache: RenderCache | None = None,
     progress: Progress | None = None,
+    gate_later: bool = False,
 ) -> Compiled:
-    """Compile every card under `content_dir`; cached cards are reused, the rest rendered on `jobs` processes."""
-    content, diagnostics = load_content(content_dir)
+    """Compile every card under `content_dir`; cached cards are reused, the rest rendered on `jobs` processes.
+
+    Every card passes the field gate. Fresh cards pass it in their worker; with `gate_later`, the cached
+    ones pass it in a background process while the caller goes on, and `Compiled.gated()` waits for it.
+    """
+    content, loading = load_content(content_dir)
     if content is None:
-        return Compiled(None, (), tuple(diagnostics))
+        return Compiled(None, (), tuple(loading))
     results: dict[Path, tuple[Result, list[Diagnostic] | None]] = {}  # with the field gate's verdict, if known
     misses: list[SourceFile] = []
-    hits = cache.get_many(list(content.files)) if cache is not None else [None] * len(content.files)
-    for source, hit in zip(content.files, hits, strict=True):
+    cached = cache.get_many(list(content.files)) if cache is not None else [None] * len(content.files)
+    for source, hit in zip(content.files, cached, strict=True):
         if hit is None:
             misses.append(source)
         else:
@@ -155,11 +175,28 @@ def compile_cards(
     if progress is not None:
         progress(total, total)
     # A cached card is gated here, every fresh one was in its worker: each field, every build.
-    in_order = [results[source.path] for source in content.files]
-    ungated = [card for (card, _), verdict in in_order if card is not None and verdict is None]
-    late_verdicts = iter(_gate_all(ungated, jobs))  # in the same order as `ungated`
+    in_order = _InOrder(loading, [results[source.path] for source in content.files])
+    ungated = [card for (card, _), verdict in in_order.results if card is not None and verdict is None]
+    hits = len(content.files) - len(misses)
+    if gate_later and ungated and "fork" in get_all_start_methods():
+        pending = _GateInBackground(ungated, in_order)
+        return replace(_assemble(content, in_order, itertools.repeat([]), hits), pending=pending)
+    return _assemble(content, in_order, iter(_gate_all(ungated, jobs)), hits)
+
+
+@dataclass(frozen=True, slots=True)
+class _InOrder:
+    """What compiling found, in the content's order: loading problems, then each card with its gate verdict."""
+
+    loading: list[Diagnostic]
+    results: list[tuple[Result, list[Diagnostic] | None]]  # verdict None: a cached card, not gated yet
+
+
+def _assemble(content: Content, in_order: _InOrder, late_verdicts: Iterator[list[Diagnostic]], hits: int) -> Compiled:
+    """The compiled cards and every diagnostic, given the verdicts of the cards not gated yet (in order)."""
+    diagnostics = list(in_order.loading)
     rendered: list[RenderedCard] = []
-    for (card, problems), verdict in in_order:
+    for (card, problems), verdict in in_order.results:
         diagnostics.extend(problems)
         if card is not None:
             gated = verdict if verdict is not None else next(late_verdicts)
@@ -168,7 +205,7 @@ def compile_cards(
                 rendered.append(card)
     diagnostics.extend(check_unique_ids(r.card for r in rendered))
     diagnostics.extend(_check_duplicate_questions(rendered))
-    return Compiled(content, tuple(rendered), tuple(diagnostics), len(content.files) - len(misses))
+    return Compiled(content, tuple(rendered), tuple(diagnostics), hits)
 
 
 def field_gate(rendered: RenderedCard) -> list[Diagnostic]:
@@ -217,6 +254,49 @@ def _gate_job(index: int) -> list[Diagnostic]:
     return field_gate(_GATING[index])
 
 
+class _GateInBackground:
+    """`field_gate` of many cards in one forked child, so the build can plan and package meanwhile.
+
+    A plain child and a pipe, no pool: the parent keeps no helper thread that a later fork
+    (the packaging pool) could copy mid-lock. It sends back only the verdicts that found problems.
+    """
+
+    def __init__(self, cards: list[RenderedCard], in_order: _InOrder) -> None:
+        global _GATING
+        self.cards = cards
+        self.in_order = in_order
+        context = get_context("fork")
+        self._reader, writer = context.Pipe(duplex=False)
+        _GATING = cards
+        try:
+            self._process = context.Process(target=_gate_in_child, args=(writer,), daemon=True)
+            self._process.start()
+        finally:
+            _GATING = []
+            writer.close()
+        self._verdicts: list[list[Diagnostic]] | None = None
+
+    def verdicts(self) -> list[list[Diagnostic]]:
+        """Each card's verdict, in order; computed here if the child could not deliver them."""
+        if self._verdicts is None:
+            try:
+                found: dict[int, list[Diagnostic]] = self._reader.recv()
+                verdicts = [found.get(index, []) for index in range(len(self.cards))]
+            except (EOFError, OSError):
+                verdicts = [field_gate(card) for card in self.cards]  # the child died: judge them here
+            self._reader.close()
+            self._process.join()
+            self._verdicts = verdicts
+        return self._verdicts
+
+
+def _gate_in_child(writer: Connection) -> None:
+    _die_with_parent()
+    found = {index: problems for index, card in enumerate(_GATING) if (problems := field_gate(card))}
+    writer.send(found)
+    writer.close()
+
+
 def _compile_all(
     sources: list[SourceFile], jobs: int, encode: bool
 ) -> Iterable[tuple[Result, list[Diagnostic], bytes | None]]:
@@ -233,9 +313,13 @@ def _compile_all(
 
 def _compile_and_encode(encode: bool, source: SourceFile) -> tuple[Result, list[Diagnostic], bytes | None]:
     """Compile a card, run the field gate and make its cache entry, all in the worker: in parallel."""
-    result = compile_card(source)
-    gate = field_gate(result[0]) if result[0] is not None else []
-    return result, gate, encode_entry(*result) if encode else None
+    rendered, diagnostics = compile_card(source)
+    gate = field_gate(rendered) if rendered is not None else []
+    entry = encode_entry(rendered, diagnostics) if encode else None
+    if rendered is not None:
+        # The segments served this card's stages; sent back, they would cost as much again to pickle.
+        rendered = replace(rendered, card=replace(rendered.card, front_segments=None, back_segments=None))
+    return (rendered, diagnostics), gate, entry
 
 
 def _die_with_parent() -> None:
