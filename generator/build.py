@@ -168,15 +168,15 @@ def compile_release(
         content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress, gate_later=True
     )
     compiled_at = time.perf_counter()
-    if compiled.content is None or compiled.errors:
+    if compiled.deckset is None or compiled.errors:
         _all_gated(compiled)
         raise BuildFailed(compiled.diagnostics)
-    content = compiled.content
+    deckset = compiled.deckset
     types = note_types()
     try:
         notes = _notes(compiled.cards, types)
         plan = _plan(
-            content_dir, content.deckset, notes, types, previous, now,
+            content_dir, deckset, notes, types, previous, now,
             ledger if ledger is not None else seed(previous.cards, previous.removed, previous.version),
             compiled.diagnostics, options, release,
         )  # fmt: skip
@@ -184,9 +184,9 @@ def compile_release(
         manifest = plan.manifest
         files: dict[str, bytes] = {}
         if package:
-            files, decks = _package_decks(content.deckset, notes, types, plan, options)
+            files, decks = _package_decks(deckset, notes, types, plan, options)
             manifest = replace(manifest, decks=decks)
-            files.update(_release_files(content.deckset, manifest, plan, previous_changelog, files))
+            files.update(_release_files(deckset, manifest, plan, previous_changelog, files))
     except BuildFailed:
         _all_gated(compiled)  # a card the gate refuses explains the failure first, as if it had run before
         raise

@@ -9,6 +9,12 @@ SQLite database, written in one transaction per build, so two builds can
 share a cache; an unreadable entry is a miss, never an error. Cards with
 errors are not cached: what they point at may appear later.
 
+Per content folder, the cache also records each cached card file's size,
+mtime, ctime and inode with its entry's key, so the next build under the
+same generator finds an unchanged file's entry without reading the file
+(as git's index does; a file modified in the last two seconds is not
+recorded, since a second write in the same clock tick could keep its mtime).
+
 A cache is derived, never trusted. It lives in the user's cache folder, not in
 the checkout (a pull request cannot add to it), and every entry, package and
 stamp carries a MAC made with a secret key that only this user's builds read
@@ -36,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from generator.diagnostics import Diagnostic, Location
 
 if TYPE_CHECKING:
-    from generator.cards.load import SourceFile
+    from generator.cards.load import FileSignature, SourceFile
     from generator.cards.model import RenderedCard
 
 CACHE_FORMAT = 3
@@ -47,6 +53,7 @@ OLD_DATABASE_FILES = ("cache.sqlite3",)  # earlier layouts, removed when the cur
 COLUMNS = "(kind TEXT, key TEXT, data BLOB, PRIMARY KEY (kind, key))"
 SCHEMA = f"CREATE TABLE IF NOT EXISTS blobs {COLUMNS}"
 CARDS, PACKAGES, STAMPS = "card", "package", "stamp"  # the kinds of value in the database
+INDEX = "index"  # per content folder: the card files whose entries are known without reading them
 PRUNE_SHARE, PRUNE_MINIMUM = 0.25, 200  # prune once unused entries exceed this share of those in use, plus this many
 PRUNE_WAIT_MS = 100  # pruning waits this long for another build's lock, then leaves it for later
 READ_BATCH = 500  # keys per query: under SQLite's limit on parameters, and few round trips
@@ -205,6 +212,9 @@ class RenderCache:
         return self.folder / DATABASE_FILE
 
     def key(self, source: SourceFile) -> str:
+        if source.text is None:
+            assert source.known_key is not None  # an unread file is one this cache recorded
+            return source.known_key
         digest = hashlib.sha256(environment_key().encode())
         for part in (str(source.path), source.topic, source.text):
             digest.update(b"\0" + part.encode())
@@ -224,17 +234,39 @@ class RenderCache:
 
         A value this user's build did not sign, or one that cannot be decoded, is a miss.
         """
-        keys = [self.key(source) for source in sources]
-        found = self._read_many(CARDS, keys)
         results: list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None] = []
-        for source, key in zip(sources, keys, strict=True):
-            data = found.get(key)
-            results.append(None if data is None else self._decoded(data, source))
+        for start in range(0, len(sources), READ_BATCH):  # a batch's raw values are dropped once decoded
+            batch = sources[start : start + READ_BATCH]
+            keys = [self.key(source) for source in batch]
+            found = self._read_many(CARDS, keys)
+            for source, key in zip(batch, keys, strict=True):
+                data = found.get(key)
+                results.append(None if data is None else self._decoded(data, source))
         return results
 
     def put_encoded(self, source: SourceFile, entry: bytes) -> None:
         """Store an entry made by `encode_entry` (in a worker process, say); `flush` commits it."""
         self._write(CARDS, self.key(source), entry)
+
+    def known_sources(self, content_root: Path) -> dict[str, tuple[FileSignature, str]]:
+        """The card files of `content_root` the last build cached, by path: signature when read, and entry key.
+
+        Recorded under this generator only: its keys are no use to another (`environment_key`).
+        """
+        data = self._read(INDEX, _index_name(content_root))
+        try:
+            index = json.loads(data) if data is not None else None
+            if not isinstance(index, dict) or index.get("environment") != environment_key():
+                return {}
+            return {path: (tuple(value[:4]), value[4]) for path, value in index["files"].items()}
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return {}
+
+    def remember_sources(self, content_root: Path, sources: list[SourceFile]) -> None:
+        """Record which entry each of these read, signed files has, for the next build (see `known_sources`)."""
+        files = {str(s.path): [*s.signature, self.key(s)] for s in sources if s.signature is not None}
+        index = {"environment": environment_key(), "files": files}
+        self._write(INDEX, _index_name(content_root), sign(json.dumps(index, separators=(",", ":")).encode()))
 
     def load_stamp(self, name: str) -> dict[str, Any] | None:
         """What the last successful build into a dist/ recorded (see `generator.build`)."""
@@ -458,6 +490,10 @@ def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple
     )
     rendered = RenderedCard(card, tuple(entry["fields"]), tuple(media), entry["question_text"], entry["card_count"])
     return rendered, diagnostics
+
+
+def _index_name(content_root: Path) -> str:
+    return hashlib.sha256(str(content_root).encode()).hexdigest()
 
 
 def _stamp(path: Path) -> list[int]:

@@ -16,6 +16,7 @@ from generator import cache as cache_module
 from generator.build import Options, build, check
 from generator.cache import RenderCache
 from generator.cards import compile as compile_module
+from generator.cards import load as load_module
 from generator.cards.compile import PARALLEL_THRESHOLD, compile_cards
 from generator.diagnostics import BuildFailed
 from tests.conftest import T0, WriteCard
@@ -437,3 +438,86 @@ def test_a_cache_of_an_earlier_layout_is_removed(content: Path, sample_cards: No
     (folder / "cache.sqlite3").write_bytes(b"an earlier layout")
     build(content, tmp_path / "dist", T0, options=Options(cache=RenderCache(folder)))
     assert sorted(p.name for p in folder.iterdir()) == [cache_module.DATABASE_FILE]
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files the build reads from now on."""
+    names: list[str] = []
+    original = load_module._read_text
+
+    def counting(path: Path, *args: object) -> object:
+        names.append(path.name)
+        return original(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(load_module, "_read_text", counting)
+    return names
+
+
+def test_a_rebuild_reads_only_the_card_files_that_changed(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settle(content)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache))
+    edited = content / "alpha" / "sigmoid.md"
+    edited.write_text(edited.read_text().replace("emphasis", "stress"))
+    names = _count_reads(monkeypatch)
+    warm = tmp_path / "warm"
+    result = build(content, warm, T0, options=Options(cache=RenderCache(cache.folder)))
+    assert [name for name in names if name.endswith(".md")] == ["sigmoid.md"]
+    assert result.cache_hits == len(result.cards) - 1
+    build(content, tmp_path / "cold", T0)
+    assert snapshot(warm) == snapshot(tmp_path / "cold")
+    # Written moments ago, it is not vouched for by its mtime: a second edit in the same tick could keep it.
+    names.clear()
+    build(content, tmp_path / "again", T0, options=Options(cache=RenderCache(cache.folder)))
+    assert [name for name in names if name.endswith(".md")] == ["sigmoid.md"]
+
+
+def test_a_card_rewritten_to_its_old_size_and_mtime_is_read_again(
+    content: Path, sample_cards: None, tmp_path: Path
+) -> None:
+    settle(content)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache))
+    edited = content / "alpha" / "sigmoid.md"
+    before = edited.stat()
+    edited.write_text(edited.read_text().replace("emphasis", "emphasiz"))
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))  # what a careless tool or a restore does
+    assert (edited.stat().st_size, edited.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    warm = tmp_path / "warm"
+    build(content, warm, T0, options=Options(cache=RenderCache(cache.folder)))
+    build(content, tmp_path / "cold", T0)
+    assert snapshot(warm) == snapshot(tmp_path / "cold")
+    assert snapshot(warm)["alpha.apkg"] != snapshot(tmp_path / "first")["alpha.apkg"]
+
+
+def test_the_files_known_to_another_generator_or_without_an_entry_are_read(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settle(content)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache))
+    cards = sorted(p.name for p in content.rglob("*.md"))
+    cold = tmp_path / "cold"
+    build(content, cold, T0)
+
+    # The entries are gone (another content folder's build pruned them, say): each file is read after all.
+    with contextlib.closing(sqlite3.connect(cache.database)) as connection, connection:
+        connection.execute("DELETE FROM blobs WHERE kind = 'card'")
+    names = _count_reads(monkeypatch)
+    gone = tmp_path / "gone"
+    build(content, gone, T0, options=Options(cache=RenderCache(cache.folder)))
+    assert sorted(name for name in names if name.endswith(".md")) == cards
+    assert snapshot(gone) == snapshot(cold)
+    names.clear()
+    build(content, tmp_path / "again", T0, options=Options(cache=RenderCache(cache.folder)))
+    assert not [name for name in names if name.endswith(".md")]  # recorded again as they were read
+
+    # A record made under another generator names entries of that generator: it is not used.
+    names.clear()
+    monkeypatch.setattr(cache_module, "environment_key", lambda: "another generator")
+    other = tmp_path / "other"
+    build(content, other, T0, options=Options(cache=RenderCache(cache.folder)))
+    assert sorted(name for name in names if name.endswith(".md")) == cards
+    assert snapshot(other) == snapshot(cold)

@@ -84,6 +84,7 @@ def content_stats(content_dir: Path) -> ContentStats | None:
     cards: list[Card] = []
     skipped = 0
     for source in content.files:
+        assert source.text is not None  # every file is read when no known files are given
         parsed, _ = parse_card_file(source.path, source.text)
         card, _ = validate_file(parsed, source.topic) if parsed is not None else (None, [])
         if card is None:

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,11 +25,11 @@ from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from generator.cache import RenderCache, encode_entry
+from generator.cache import RACY_MARGIN_NS, RenderCache, encode_entry
 from generator.cards.checks import reader_checks
 from generator.cards.cloze import read_clozes
-from generator.cards.load import Content, SourceFile, load_content
-from generator.cards.model import Card, RenderedCard
+from generator.cards.load import SourceFile, load_content
+from generator.cards.model import Card, DeckSet, RenderedCard
 from generator.cards.parse import parse_card_file
 from generator.cards.render import render_card, reset_markdown
 from generator.cards.sanitize import field_problems
@@ -47,9 +48,12 @@ Progress = Callable[[int, int], None]  # called with (cards done, cards in all)
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """Every card of the content folder, rendered, with all diagnostics of the run."""
+    """Every card of the content folder, rendered, with all diagnostics of the run.
 
-    content: Content | None
+    The source files are not kept: once compiled, their text is not needed (and would double the memory).
+    """
+
+    deckset: DeckSet | None
     cards: tuple[RenderedCard, ...]
     diagnostics: tuple[Diagnostic, ...]
     cache_hits: int = 0
@@ -68,8 +72,8 @@ class Compiled:
         verdicts = self.pending.verdicts()
         if not any(verdicts):
             return replace(self, pending=None)
-        assert self.content is not None  # a gate runs only when the content was read
-        return _assemble(self.content, self.pending.in_order, iter(verdicts), self.cache_hits)
+        assert self.deckset is not None  # a gate runs only when the content was read
+        return _assemble(self.deckset, self.pending.in_order, iter(verdicts), self.cache_hits)
 
 
 def compile_card(source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
@@ -117,7 +121,10 @@ def cpu_budget(seconds: float) -> Iterator[None]:
 
 
 def _compile_card(source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
-    parsed, diagnostics = parse_card_file(source.path, source.text)
+    read, reading = source.read()
+    if read is None or read.text is None:
+        return None, tuple(reading)
+    parsed, diagnostics = parse_card_file(read.path, read.text)
     if parsed is None:
         return None, tuple(diagnostics)
     card, problems = validate_file(parsed, source.topic)
@@ -152,25 +159,37 @@ def compile_cards(
     Every card passes the field gate. Fresh cards pass it in their worker; with `gate_later`, the cached
     ones pass it in a background process while the caller goes on, and `Compiled.gated()` waits for it.
     """
-    content, loading = load_content(content_dir)
+    # Card files the cache recorded and that have not changed since are not even read.
+    recent_after = time.time_ns() - RACY_MARGIN_NS
+    known = cache.known_sources(content_dir.resolve()) if cache is not None else None
+    content, loading = load_content(content_dir, known, recent_after_ns=recent_after)
     if content is None:
         return Compiled(None, (), tuple(loading))
     results: dict[Path, tuple[Result, list[Diagnostic] | None]] = {}  # with the field gate's verdict, if known
     misses: list[SourceFile] = []
+    cached_sources: list[SourceFile] = []  # what the cache now holds an entry for
     cached = cache.get_many(list(content.files)) if cache is not None else [None] * len(content.files)
     for source, hit in zip(content.files, cached, strict=True):
-        if hit is None:
-            misses.append(source)
-        else:
+        if hit is not None:
             results[source.path] = (hit, None)
+            cached_sources.append(source)
+            continue
+        read, problems = source.read()  # recorded unread, but its entry is gone: read it after all
+        loading.extend(problems)
+        if read is None:
+            results[source.path] = ((None, ()), [])
+        else:
+            misses.append(read)
     total = len(content.files)
     for source, (result, gate, entry) in zip(misses, _compile_all(misses, jobs, cache is not None), strict=True):
         results[source.path] = (result, gate)
-        if cache is not None and entry is not None:
+        if cache is not None and entry is not None and not gate:
             cache.put_encoded(source, entry)
+            cached_sources.append(source)
         if progress is not None:
             progress(len(results), total)
     if cache is not None:
+        cache.remember_sources(content_dir.resolve(), cached_sources)
         cache.flush()  # every new entry in one transaction
     if progress is not None:
         progress(total, total)
@@ -180,8 +199,8 @@ def compile_cards(
     hits = len(content.files) - len(misses)
     if gate_later and ungated and "fork" in get_all_start_methods():
         pending = _GateInBackground(ungated, in_order)
-        return replace(_assemble(content, in_order, itertools.repeat([]), hits), pending=pending)
-    return _assemble(content, in_order, iter(_gate_all(ungated, jobs)), hits)
+        return replace(_assemble(content.deckset, in_order, itertools.repeat([]), hits), pending=pending)
+    return _assemble(content.deckset, in_order, iter(_gate_all(ungated, jobs)), hits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +211,7 @@ class _InOrder:
     results: list[tuple[Result, list[Diagnostic] | None]]  # verdict None: a cached card, not gated yet
 
 
-def _assemble(content: Content, in_order: _InOrder, late_verdicts: Iterator[list[Diagnostic]], hits: int) -> Compiled:
+def _assemble(deckset: DeckSet, in_order: _InOrder, late_verdicts: Iterator[list[Diagnostic]], hits: int) -> Compiled:
     """The compiled cards and every diagnostic, given the verdicts of the cards not gated yet (in order)."""
     diagnostics = list(in_order.loading)
     rendered: list[RenderedCard] = []
@@ -205,7 +224,7 @@ def _assemble(content: Content, in_order: _InOrder, late_verdicts: Iterator[list
                 rendered.append(card)
     diagnostics.extend(check_unique_ids(r.card for r in rendered))
     diagnostics.extend(_check_duplicate_questions(rendered))
-    return Compiled(content, tuple(rendered), tuple(diagnostics), hits)
+    return Compiled(deckset, tuple(rendered), tuple(diagnostics), hits)
 
 
 def field_gate(rendered: RenderedCard) -> list[Diagnostic]:

@@ -6,6 +6,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +30,36 @@ MAX_NAME_LENGTH = 100
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+FileSignature = tuple[int, int, int, int]  # size, mtime and ctime in ns, inode: what changes when a file does
+
+
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A card file's text, decoded and with normalised newlines."""
+    """A card file's text, decoded and with normalised newlines.
+
+    `text` is None for a file an earlier build recorded (`known` in `load_content`) and that is
+    unchanged since: it is not read, and `known_key` is what that build recorded for it.
+    """
 
     path: Path
     topic: str
-    text: str
+    text: str | None
+    signature: FileSignature | None = None  # when it was read (None: read too recently to vouch for it)
+    known_key: str | None = None
+
+    def read(self) -> tuple[SourceFile | None, list[Diagnostic]]:
+        """This file with its text (reading it now if it was not read)."""
+        if self.text is not None:
+            return self, []
+        diagnostics: list[Diagnostic] = []
+        text, signature = _read_text(self.path, diagnostics)
+        if text is None:
+            return None, diagnostics
+        # Still the file that was recorded (and not recent then): it can be recorded again.
+        return SourceFile(self.path, self.topic, text, signature if signature == self.signature else None), []
+
+
+Known = Mapping[str, tuple[FileSignature, str]]  # by path: a file's signature when an earlier build read it, and a key
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +70,16 @@ class Content:
     files: tuple[SourceFile, ...]
 
 
-def load_content(root: Path) -> tuple[Content | None, list[Diagnostic]]:
+def load_content(
+    root: Path, known: Known | None = None, *, recent_after_ns: int = 0
+) -> tuple[Content | None, list[Diagnostic]]:
     """Read `root`: deckset.yaml, every `<topic>/topic.yaml` and `<topic>/*.md`, in sorted order.
 
     Every file read must lie inside `root` after following symlinks: a symlink
-    must never carry a file from elsewhere into a deck.
+    must never carry a file from elsewhere into a deck. A card file in `known`
+    whose signature is unchanged is not read (see `SourceFile`). A file modified
+    at or after `recent_after_ns` gets no signature: a second write within the
+    file system's clock tick would leave it unchanged (the "racy git" problem).
     """
     root = root.resolve()
     if not root.is_dir():
@@ -67,7 +96,7 @@ def load_content(root: Path) -> tuple[Content | None, list[Diagnostic]]:
             topic = _read_topic(entry, root, diagnostics)
             if topic is not None:
                 topics.append(topic)
-                files.extend(_read_cards(entry, root, topic.key, diagnostics))
+                files.extend(_read_cards(entry, root, topic.key, diagnostics, known or {}, recent_after_ns))
         elif kind == "file" and _is_markdown(entry) and entry.name not in ROOT_DOCUMENTS:
             diagnostics.append(
                 error(Location(entry), "card file outside a topic folder is not built", "move it into a topic folder")
@@ -80,7 +109,9 @@ def load_content(root: Path) -> tuple[Content | None, list[Diagnostic]]:
     return Content(deckset, tuple(files)), diagnostics
 
 
-def _read_cards(folder: Path, root: Path, topic: str, diagnostics: list[Diagnostic]) -> list[SourceFile]:
+def _read_cards(
+    folder: Path, root: Path, topic: str, diagnostics: list[Diagnostic], known: Known, recent_after_ns: int
+) -> list[SourceFile]:
     """The topic's `*.md` cards; Markdown files anywhere else in the folder are errors, not silently skipped."""
     files: list[SourceFile] = []
     for directory, subfolders, names in os.walk(folder):  # never follows symlinked folders
@@ -101,10 +132,15 @@ def _read_cards(folder: Path, root: Path, topic: str, diagnostics: list[Diagnost
                 diagnostics.append(
                     error(Location(path), f"card file must end in '{CARD_SUFFIX}'", f"rename it to {path.stem}.md")
                 )
-            elif _is_plain_file(path) or _entry_kind(path, root, diagnostics) == "file":
-                text = _read_text(path, diagnostics)
+            elif (plain := _plain_file_signature(path)) is not None or _entry_kind(path, root, diagnostics) == "file":
+                recorded = known.get(str(path))
+                if plain is not None and recorded is not None and recorded[0] == plain and plain[1] < recent_after_ns:
+                    files.append(SourceFile(path, topic, None, plain, recorded[1]))
+                    continue
+                text, signature = _read_text(path, diagnostics)
                 if text is not None:
-                    files.append(SourceFile(path, topic, text))
+                    recent = signature is None or signature[1] >= recent_after_ns
+                    files.append(SourceFile(path, topic, text, None if recent else signature))
     return files
 
 
@@ -138,28 +174,40 @@ def _is_markdown(path: Path) -> bool:
     return path.suffix.lower() in MARKDOWN_SUFFIXES
 
 
-def _is_plain_file(path: Path) -> bool:
-    """A regular file that is no symlink: inside the (already checked) folder it was found in."""
+def _plain_file_signature(path: Path) -> FileSignature | None:
+    """The signature of a regular file that is no symlink (inside the already checked folder it was found in)."""
     try:
-        return stat.S_ISREG(path.lstat().st_mode)
+        status = path.lstat()
     except OSError:
-        return False
+        return None
+    return _signature(status) if stat.S_ISREG(status.st_mode) else None
 
 
-def _read_text(path: Path, diagnostics: list[Diagnostic]) -> str | None:
+def _signature(status: os.stat_result) -> FileSignature:
+    return (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+
+
+def _read_text(path: Path, diagnostics: list[Diagnostic]) -> tuple[str | None, FileSignature | None]:
+    """The file's text (None: reported why not) and its signature as it was read."""
     try:
         with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+            status = os.fstat(handle.fileno())
+            if status.st_size > MAX_FILE_BYTES:
                 message = f"file is larger than {MAX_FILE_BYTES // 1000} KB"
                 diagnostics.append(error(Location(path), message, "split it into several cards"))
-                return None
+                return None, None
             data = handle.read()
     except IsADirectoryError:
         diagnostics.append(error(Location(path), "expected a file, found a folder", "rename or remove it"))
-        return None
+        return None, None
     except OSError as exc:
         diagnostics.append(error(Location(path), f"cannot read the file: {exc.strerror}", "check its permissions"))
-        return None
+        return None, None
+    text = _checked_text(path, data, diagnostics)
+    return text, _signature(status) if text is not None else None
+
+
+def _checked_text(path: Path, data: bytes, diagnostics: list[Diagnostic]) -> str | None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -259,7 +307,7 @@ def _read_topic(folder: Path, root: Path, diagnostics: list[Diagnostic]) -> Topi
 
 
 def _read_mapping(path: Path, diagnostics: list[Diagnostic]) -> dict[str, Entry] | None:
-    text = _read_text(path, diagnostics)
+    text, _signature = _read_text(path, diagnostics)
     if text is None:
         return None
     meta, problems = read_yaml_mapping(path, text)

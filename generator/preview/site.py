@@ -132,7 +132,7 @@ def preview_card(source: SourceFile, types: dict[CardType, NoteType]) -> CardPre
             (),
             (),
             (),
-            source.text,
+            source.text or "",
         )
     card = rendered.card
     note_type = types[card.type]
@@ -160,7 +160,7 @@ def preview_card(source: SourceFile, types: dict[CardType, NoteType]) -> CardPre
         tuple(views),
         rendered.media,
         tuple(dict.fromkeys(math_problems)),
-        source.text,
+        source.text or "",
     )
 
 
