@@ -6,7 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from generator.cards import cloze as cloze_module
 from generator.cards.checks import answer_words, reader_checks
 from generator.cards.cloze import Cloze, read_clozes
 from generator.cards.model import Card, CardType
@@ -322,3 +325,9 @@ def test_each_deletion_number_is_read_for_giveaways_once(monkeypatch: pytest.Mon
     problems = reader_checks(card(body, "cloze"))
     assert sorted(built) == [1, 2, 3]
     assert located(problems) == ["9:99: warning: the text hidden by c2, 'word7', is shown elsewhere on the same side"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="{}c1:: ab\n", max_size=40))
+def test_the_shortcut_for_text_without_markers_reads_as_the_full_reader(text: str) -> None:
+    assert read_clozes(text) == cloze_module._read_markers(text)

@@ -77,6 +77,12 @@ def read_clozes(text: str) -> ClozeReading:
     versions show it as broken text, and each card should hide one thing), or
     else the first one never closed.
     """
+    if MARKER.search(text) is None:  # the usual case: no marker at all, so the text is one plain piece
+        return ClozeReading((text,) if text else (), (), ())
+    return _read_markers(text)
+
+
+def _read_markers(text: str) -> ClozeReading:
     output: list[Node] = []
     stack: list[_Open] = []
     numbers: list[int] = []
