@@ -9,6 +9,7 @@ left exactly as it was.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import html
 import json
@@ -173,6 +174,9 @@ def compile_release(
         raise BuildFailed(compiled.diagnostics)
     deckset = compiled.deckset
     types = note_types()
+    # The cards live until the build ends: the cycle collector need not walk them again and again (at 50,000
+    # cards that was 40 % of the plan), nor touch their pages in the forked packaging workers (copy-on-write).
+    gc.freeze()
     try:
         notes = _notes(compiled.cards, types)
         plan = _plan(
@@ -190,6 +194,8 @@ def compile_release(
     except BuildFailed:
         _all_gated(compiled)  # a card the gate refuses explains the failure first, as if it had run before
         raise
+    finally:
+        gc.unfreeze()
     compiled = _all_gated(compiled)
     timings = {
         "compile": compiled_at - started,
