@@ -187,16 +187,23 @@ def compile_release(
         planned_at = time.perf_counter()
         manifest = plan.manifest
         files: dict[str, bytes] = {}
+        made: dict[str, bytes] = {}
         if package:
-            files, decks = _package_decks(deckset, notes, types, plan, options)
+            files, decks, made = _package_decks(deckset, notes, types, plan, options)
             manifest = replace(manifest, decks=decks)
             files.update(_release_files(deckset, manifest, plan, previous_changelog, files))
-    except BuildFailed:
+    except BaseException as failure:
+        if not isinstance(failure, Exception):
+            compiled.cancel_gate()  # interrupted: nothing is published, so no verdict is needed
+            raise
         _all_gated(compiled)  # a card the gate refuses explains the failure first, as if it had run before
         raise
     finally:
         gc.unfreeze()
     compiled = _all_gated(compiled)
+    if options.cache is not None:
+        for key, data in made.items():  # cached only now: every card in them passed the field gate
+            options.cache.put_package(key, data)
     timings = {
         "compile": compiled_at - started,
         "plan": planned_at - compiled_at,
@@ -312,8 +319,8 @@ def _package_decks(
     types: Mapping[CardType, NoteType],
     plan: Plan,
     options: Options,
-) -> tuple[dict[str, bytes], tuple[DeckRecord, ...]]:
-    """Every topic's .apkg and all-topics.apkg, with the deck records that describe them."""
+) -> tuple[dict[str, bytes], tuple[DeckRecord, ...], dict[str, bytes]]:
+    """Every topic's .apkg and all-topics.apkg, the deck records that describe them, and those made now by key."""
     from generator.apkg.ids import deck_id, note_guid, umbrella_deck_id
     from generator.apkg.package import PackagedDeck, PackagedNote
 
@@ -351,7 +358,7 @@ def _package_decks(
     all_media = [m for n in notes for m in n.rendered.media]
     # The largest first: with two workers, all-topics.apkg on one and the topics on the other end together.
     jobs.insert(0, (ALL_TOPICS_FILE, [umbrella, *topic_decks], all_media))
-    packages = _package_all(jobs, type_mods, options)
+    packages, made = _package_all(jobs, type_mods, options)
     files = {name: packages[name] for name, _decks, _media in jobs[1:]}  # topics in deck order, then all-topics
     files[ALL_TOPICS_FILE] = packages[ALL_TOPICS_FILE]
     decks = list(manifest.decks)
@@ -363,7 +370,7 @@ def _package_decks(
             notes=len(by_topic[topic.key]),
             cards=sum(n.rendered.card_count for n in by_topic[topic.key]),
         )
-    return files, tuple(decks)
+    return files, tuple(decks), made
 
 
 def _release_files(
@@ -506,8 +513,11 @@ _PACKAGING: list[tuple[list[PackagedDeck], dict[str, tuple[NoteType, int]], list
 
 def _package_all(
     jobs: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], options: Options
-) -> dict[str, bytes]:
-    """Package each job, or take the package made last time from exactly the same inputs."""
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Package each job, or take the package made last time from exactly the same inputs.
+
+    Returns the packages by file name, and those made now by cache key (to store once every card passed).
+    """
     from generator.apkg.package import package_bytes
 
     cache = options.cache
@@ -527,11 +537,8 @@ def _package_all(
         made = _package_in_parallel(todo, type_mods, options.jobs)
     else:
         made = {name: package_bytes(decks, type_mods, media) for name, decks, media in todo}
-    for name, data in made.items():
-        if cache is not None:
-            cache.put_package(keys[name], data)
     done.update(made)
-    return done
+    return done, {keys[name]: data for name, data in made.items() if name in keys}
 
 
 def _package_in_parallel(

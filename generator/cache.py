@@ -54,6 +54,8 @@ COLUMNS = "(kind TEXT, key TEXT, data BLOB, PRIMARY KEY (kind, key))"
 SCHEMA = f"CREATE TABLE IF NOT EXISTS blobs {COLUMNS}"
 CARDS, PACKAGES, STAMPS = "card", "package", "stamp"  # the kinds of value in the database
 INDEX = "index"  # per content folder: the card files whose entries are known without reading them
+# Only where a file's ctime is the time of its last change: on Windows it is the time it was created.
+FILE_INDEX = os.name != "nt"
 PRUNE_SHARE, PRUNE_MINIMUM = 0.25, 200  # prune once unused entries exceed this share of those in use, plus this many
 PRUNE_WAIT_MS = 100  # pruning waits this long for another build's lock, then leaves it for later
 READ_BATCH = 500  # keys per query: under SQLite's limit on parameters, and few round trips
@@ -253,6 +255,8 @@ class RenderCache:
 
         Recorded under this generator only: its keys are no use to another (`environment_key`).
         """
+        if not FILE_INDEX:
+            return {}
         data = self._read(INDEX, _index_name(content_root))
         try:
             index = json.loads(data) if data is not None else None
@@ -264,6 +268,8 @@ class RenderCache:
 
     def remember_sources(self, content_root: Path, sources: list[SourceFile]) -> None:
         """Record which entry each of these read, signed files has, for the next build (see `known_sources`)."""
+        if not FILE_INDEX:
+            return
         files = {str(s.path): [*s.signature, self.key(s)] for s in sources if s.signature is not None}
         index = {"environment": environment_key(), "files": files}
         self._write(INDEX, _index_name(content_root), sign(json.dumps(index, separators=(",", ":")).encode()))

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from generator import build as build_module
 from generator import cache as cache_module
 from generator.build import Options, build, check
 from generator.cache import RenderCache
 from generator.cards import compile as compile_module
 from generator.cards import load as load_module
 from generator.cards.compile import PARALLEL_THRESHOLD, compile_cards
-from generator.diagnostics import BuildFailed
+from generator.cards.model import RenderedCard
+from generator.diagnostics import BuildFailed, Diagnostic, Location, error
 from tests.conftest import T0, WriteCard
 from tests.test_images import ONE_PIXEL_PNG
 
@@ -306,10 +308,12 @@ def test_cached_fields_are_gated_in_the_background_and_dist_waits_for_it(
     assert "HTML outside the policy" in gated.errors[0].message
     assert len(gated.cards) == len(compiled.cards) - 1
 
+    packages = _rows(cache, "package")
     with pytest.raises(BuildFailed) as failure:
         build(content, dist, T0 + 100, options=Options(cache=RenderCache(cache.folder), jobs=2))
     assert [d.location.path.name for d in failure.value.diagnostics] == ["c7.md"]
     assert snapshot(dist) == before  # the edited card's deck was packaged meanwhile, and never published
+    assert _rows(cache, "package") == packages  # nor cached: a package is stored once all its cards passed
 
 
 def test_a_gate_that_dies_in_the_background_is_run_by_the_build_itself(
@@ -340,6 +344,86 @@ def test_a_refused_cached_card_is_reported_before_what_the_plan_finds(
     with pytest.raises(BuildFailed) as failure:
         build(content, dist, T0, options=Options(cache=RenderCache(cache.folder)))
     assert [d.location.path.name for d in failure.value.diagnostics] == ["c7.md"]
+
+
+def test_compile_errors_and_a_refused_cached_card_are_reported_together(
+    content: Path, write_card: WriteCard, tmp_path: Path
+) -> None:
+    _many_cards(write_card)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache))
+    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    write_card("alpha", "broken", "id: alpha-c3\ntags: []\nsource: [alpha]", "# Broken?\n\nA duplicate id.\n")
+    with pytest.raises(BuildFailed) as failure:
+        build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
+    names = {d.location.path.name for d in failure.value.diagnostics if d.severity == "error"}
+    assert names == {"c3.md", "c7.md"}  # c3.md: its id is also broken.md's
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_build_that_fails_while_the_gate_runs_leaves_no_gate_behind(
+    content: Path, write_card: WriteCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    import multiprocessing
+
+    _many_cards(write_card)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache))
+    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+
+    def fail(*_args: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(build_module, "_package_all", fail)
+    if isinstance(failure, Exception):
+        # Any failure while packaging: the refused card is still what the build reports.
+        with pytest.raises(BuildFailed) as refused:
+            build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
+        assert [d.location.path.name for d in refused.value.diagnostics] == ["c7.md"]
+    else:
+        with pytest.raises(KeyboardInterrupt):  # interrupted: the gate is stopped, not waited for
+            build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
+    assert not multiprocessing.active_children()
+    assert not (tmp_path / "second").exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_without_fork_or_a_background_gate_cached_cards_are_gated_before_the_build_goes_on(
+    content: Path, write_card: WriteCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    _many_cards(write_card)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache, jobs=jobs))
+    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    # What `decks check` and a preview ask for: no gate left running.
+    compiled = compile_cards(content, jobs=jobs, cache=RenderCache(cache.folder))
+    assert compiled.pending is None
+    assert [d.location.path.name for d in compiled.errors] == ["c7.md"]
+    # Where processes cannot be forked (Windows), a build gates them the same way, before planning.
+    monkeypatch.setattr(compile_module, "get_all_start_methods", lambda: ["spawn"])
+    compiled = compile_cards(content, jobs=jobs, cache=RenderCache(cache.folder), gate_later=True)
+    assert compiled.pending is None
+    assert [d.location.path.name for d in compiled.errors] == ["c7.md"]
+
+
+def test_a_fresh_card_the_gate_refuses_is_not_cached(
+    content: Path, write_card: WriteCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _many_cards(write_card)
+    real_gate = compile_module.field_gate
+
+    def refuse_card_5(rendered: RenderedCard) -> list[Diagnostic]:
+        if rendered.card.path.name == "c5.md":
+            return [error(Location(rendered.card.path, 1, 1), "refused (a stand-in for a renderer bug)")]
+        return real_gate(rendered)
+
+    monkeypatch.setattr(compile_module, "field_gate", refuse_card_5)  # forked workers inherit it
+    cache = RenderCache(tmp_path / "cache")
+    with pytest.raises(BuildFailed, match="refused"):
+        build(content, tmp_path / "dist", T0, options=Options(cache=cache, jobs=2))
+    entries = _rows(cache, "card")
+    assert len(entries) == PARALLEL_THRESHOLD + 5
+    assert not [row for row in entries if b"Question 5?" in row[2]]
 
 
 def test_the_cache_key_covers_every_module_of_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -453,31 +537,57 @@ def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
+def _vouch_for_changes_before(monkeypatch: pytest.MonkeyPatch, instant_ns: int) -> None:
+    """From now on, builds record files changed (mtime or ctime) before `instant_ns`, and only those.
+
+    Backdating a file with utime moves its ctime to now: instead, the build's idea of "recent" moves.
+    """
+    monkeypatch.setattr(compile_module, "RACY_MARGIN_NS", time.time_ns() - instant_ns)
+
+
+def _md_reads(names: list[str]) -> list[str]:
+    return [name for name in names if name.endswith(".md")]
+
+
 def test_a_rebuild_reads_only_the_card_files_that_changed(
     content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settle(content)
+    time.sleep(0.05)
+    written = time.time_ns()
+    time.sleep(0.05)
+    _vouch_for_changes_before(monkeypatch, written)
     cache = RenderCache(tmp_path / "cache")
     build(content, tmp_path / "first", T0, options=Options(cache=cache))
     edited = content / "alpha" / "sigmoid.md"
     edited.write_text(edited.read_text().replace("emphasis", "stress"))
+    # Copied with its old mtime (cp -p, tar): the ctime says it changed after the instant vouched for.
+    restored = content / "alpha" / "table.md"
+    restored.write_bytes(restored.read_bytes())
+    os.utime(restored, ns=(written - 10**9, written - 10**9))
     names = _count_reads(monkeypatch)
+    _vouch_for_changes_before(monkeypatch, written)
     warm = tmp_path / "warm"
     result = build(content, warm, T0, options=Options(cache=RenderCache(cache.folder)))
-    assert [name for name in names if name.endswith(".md")] == ["sigmoid.md"]
+    assert _md_reads(names) == ["sigmoid.md", "table.md"]
     assert result.cache_hits == len(result.cards) - 1
     build(content, tmp_path / "cold", T0)
     assert snapshot(warm) == snapshot(tmp_path / "cold")
-    # Written moments ago, it is not vouched for by its mtime: a second edit in the same tick could keep it.
+
+    # Changed after the instant it vouches for, the two files are not recorded (a second edit in the same
+    # clock tick could keep the mtime): the next build reads them again, and only them.
+    known = RenderCache(cache.folder).known_sources(content.resolve())
+    assert str(edited.resolve()) not in known
+    assert str(restored.resolve()) not in known
+    assert str((content / "alpha" / "dense.md").resolve()) in known
     names.clear()
     build(content, tmp_path / "again", T0, options=Options(cache=RenderCache(cache.folder)))
-    assert [name for name in names if name.endswith(".md")] == ["sigmoid.md"]
+    assert _md_reads(names) == ["sigmoid.md", "table.md"]
 
 
 def test_a_card_rewritten_to_its_old_size_and_mtime_is_read_again(
-    content: Path, sample_cards: None, tmp_path: Path
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settle(content)
+    _vouch_for_changes_before(monkeypatch, time.time_ns() + 60 * 10**9)  # every change so far, and this one
     cache = RenderCache(tmp_path / "cache")
     build(content, tmp_path / "first", T0, options=Options(cache=cache))
     edited = content / "alpha" / "sigmoid.md"
@@ -485,8 +595,10 @@ def test_a_card_rewritten_to_its_old_size_and_mtime_is_read_again(
     edited.write_text(edited.read_text().replace("emphasis", "emphasiz"))
     os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))  # what a careless tool or a restore does
     assert (edited.stat().st_size, edited.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    names = _count_reads(monkeypatch)
     warm = tmp_path / "warm"
     build(content, warm, T0, options=Options(cache=RenderCache(cache.folder)))
+    assert _md_reads(names) == ["sigmoid.md"]  # its ctime moved
     build(content, tmp_path / "cold", T0)
     assert snapshot(warm) == snapshot(tmp_path / "cold")
     assert snapshot(warm)["alpha.apkg"] != snapshot(tmp_path / "first")["alpha.apkg"]
@@ -495,7 +607,7 @@ def test_a_card_rewritten_to_its_old_size_and_mtime_is_read_again(
 def test_the_files_known_to_another_generator_or_without_an_entry_are_read(
     content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settle(content)
+    _vouch_for_changes_before(monkeypatch, time.time_ns() + 60 * 10**9)
     cache = RenderCache(tmp_path / "cache")
     build(content, tmp_path / "first", T0, options=Options(cache=cache))
     cards = sorted(p.name for p in content.rglob("*.md"))
@@ -508,16 +620,16 @@ def test_the_files_known_to_another_generator_or_without_an_entry_are_read(
     names = _count_reads(monkeypatch)
     gone = tmp_path / "gone"
     build(content, gone, T0, options=Options(cache=RenderCache(cache.folder)))
-    assert sorted(name for name in names if name.endswith(".md")) == cards
+    assert sorted(_md_reads(names)) == cards
     assert snapshot(gone) == snapshot(cold)
     names.clear()
     build(content, tmp_path / "again", T0, options=Options(cache=RenderCache(cache.folder)))
-    assert not [name for name in names if name.endswith(".md")]  # recorded again as they were read
+    assert not _md_reads(names)  # recorded again as they were read
 
     # A record made under another generator names entries of that generator: it is not used.
     names.clear()
     monkeypatch.setattr(cache_module, "environment_key", lambda: "another generator")
     other = tmp_path / "other"
     build(content, other, T0, options=Options(cache=RenderCache(cache.folder)))
-    assert sorted(name for name in names if name.endswith(".md")) == cards
+    assert sorted(_md_reads(names)) == cards
     assert snapshot(other) == snapshot(cold)

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import gc
 import itertools
 import os
 import signal
@@ -74,6 +75,11 @@ class Compiled:
             return replace(self, pending=None)
         assert self.deckset is not None  # a gate runs only when the content was read
         return _assemble(self.deckset, self.pending.in_order, iter(verdicts), self.cache_hits)
+
+    def cancel_gate(self) -> None:
+        """Stop a gate still running (the build was interrupted: its verdicts will not be asked for)."""
+        if self.pending is not None:
+            self.pending.cancel()
 
 
 def compile_card(source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]]:
@@ -198,8 +204,9 @@ def compile_cards(
     ungated = [card for (card, _), verdict in in_order.results if card is not None and verdict is None]
     hits = len(content.files) - len(misses)
     if gate_later and ungated and "fork" in get_all_start_methods():
-        pending = _GateInBackground(ungated, in_order)
-        return replace(_assemble(content.deckset, in_order, itertools.repeat([]), hits), pending=pending)
+        with contextlib.suppress(OSError):  # no process to be had: the gate runs here, below
+            pending = _GateInBackground(ungated, in_order)
+            return replace(_assemble(content.deckset, in_order, itertools.repeat([]), hits), pending=pending)
     return _assemble(content.deckset, in_order, iter(_gate_all(ungated, jobs)), hits)
 
 
@@ -308,9 +315,17 @@ class _GateInBackground:
             self._verdicts = verdicts
         return self._verdicts
 
+    def cancel(self) -> None:
+        if self._verdicts is None and not self._reader.closed:
+            self._process.terminate()
+            self._process.join()
+            self._reader.close()
+
 
 def _gate_in_child(writer: Connection) -> None:
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops this child
+    gc.freeze()  # the parent's objects stay shared pages: this child only reads the cards
     found = {index: problems for index, card in enumerate(_GATING) if (problems := field_gate(card))}
     writer.send(found)
     writer.close()

@@ -77,9 +77,10 @@ def load_content(
 
     Every file read must lie inside `root` after following symlinks: a symlink
     must never carry a file from elsewhere into a deck. A card file in `known`
-    whose signature is unchanged is not read (see `SourceFile`). A file modified
-    at or after `recent_after_ns` gets no signature: a second write within the
-    file system's clock tick would leave it unchanged (the "racy git" problem).
+    whose signature is unchanged is not read (see `SourceFile`). A file whose
+    mtime or ctime is at or after `recent_after_ns` gets no signature: a second
+    write within the file system's clock tick would leave it unchanged (the
+    "racy git" problem).
     """
     root = root.resolve()
     if not root.is_dir():
@@ -134,13 +135,13 @@ def _read_cards(
                 )
             elif (plain := _plain_file_signature(path)) is not None or _entry_kind(path, root, diagnostics) == "file":
                 recorded = known.get(str(path))
-                if plain is not None and recorded is not None and recorded[0] == plain and plain[1] < recent_after_ns:
+                if recorded is not None and plain == recorded[0] and _settled(recorded[0], recent_after_ns):
                     files.append(SourceFile(path, topic, None, plain, recorded[1]))
                     continue
                 text, signature = _read_text(path, diagnostics)
                 if text is not None:
-                    recent = signature is None or signature[1] >= recent_after_ns
-                    files.append(SourceFile(path, topic, text, None if recent else signature))
+                    settled = signature is not None and _settled(signature, recent_after_ns)
+                    files.append(SourceFile(path, topic, text, signature if settled else None))
     return files
 
 
@@ -185,6 +186,11 @@ def _plain_file_signature(path: Path) -> FileSignature | None:
 
 def _signature(status: os.stat_result) -> FileSignature:
     return (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+
+
+def _settled(signature: FileSignature, recent_after_ns: int) -> bool:
+    """Neither written nor touched (ctime: `cp -p` and `tar` set old mtimes) at or after `recent_after_ns`."""
+    return max(signature[1], signature[2]) < recent_after_ns
 
 
 def _read_text(path: Path, diagnostics: list[Diagnostic]) -> tuple[str | None, FileSignature | None]:

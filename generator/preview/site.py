@@ -117,6 +117,7 @@ def page_path(source: SourceFile) -> str:
 
 def preview_card(source: SourceFile, types: dict[CardType, NoteType]) -> CardPreview:
     """Preview one card file: a pure function of the file's text and the note types."""
+    assert source.text is not None  # the preview reads every file (it gives `load_content` no known files)
     rendered, problems = compile_card(source)
     diagnostics = tuple(sorted(problems, key=sort_key))
     if rendered is None:
@@ -132,7 +133,7 @@ def preview_card(source: SourceFile, types: dict[CardType, NoteType]) -> CardPre
             (),
             (),
             (),
-            source.text or "",
+            source.text,
         )
     card = rendered.card
     note_type = types[card.type]
@@ -160,7 +161,7 @@ def preview_card(source: SourceFile, types: dict[CardType, NoteType]) -> CardPre
         tuple(views),
         rendered.media,
         tuple(dict.fromkeys(math_problems)),
-        source.text or "",
+        source.text,
     )
 
 
