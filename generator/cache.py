@@ -12,8 +12,9 @@ errors are not cached: what they point at may appear later.
 Per content folder, the cache also records each cached card file's size,
 mtime, ctime and inode with its entry's key, so the next build under the
 same generator finds an unchanged file's entry without reading the file
-(as git's index does; a file modified in the last two seconds is not
-recorded, since a second write in the same clock tick could keep its mtime).
+(as git's index does; a file whose mtime or ctime lies in the two seconds
+before the build is not recorded, since a second write in the same clock
+tick could keep both). Not on Windows, where the ctime is the creation time.
 
 A cache is derived, never trusted. It lives in the user's cache folder, not in
 the checkout (a pull request cannot add to it), and every entry, package and

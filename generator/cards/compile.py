@@ -199,7 +199,8 @@ def compile_cards(
         cache.flush()  # every new entry in one transaction
     if progress is not None:
         progress(total, total)
-    # A cached card is gated here, every fresh one was in its worker: each field, every build.
+    # Every fresh card was gated in its worker; a cached one is gated here, or in the background: each field,
+    # every build.
     in_order = _InOrder(loading, [results[source.path] for source in content.files])
     ungated = [card for (card, _), verdict in in_order.results if card is not None and verdict is None]
     hits = len(content.files) - len(misses)
@@ -297,6 +298,9 @@ class _GateInBackground:
         try:
             self._process = context.Process(target=_gate_in_child, args=(writer,), daemon=True)
             self._process.start()
+        except BaseException:
+            self._reader.close()
+            raise
         finally:
             _GATING = []
             writer.close()
@@ -316,6 +320,7 @@ class _GateInBackground:
         return self._verdicts
 
     def cancel(self) -> None:
+        """Stop the child without waiting for its verdicts."""
         if self._verdicts is None and not self._reader.closed:
             self._process.terminate()
             self._process.join()
