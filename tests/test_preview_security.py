@@ -372,7 +372,7 @@ def listener() -> Iterator[tuple[int, list[str]]]:
     seen: list[str] = []
     handler = type("Listener", (_Listener,), {"seen": seen})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield server.server_port, seen
     finally:

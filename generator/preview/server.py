@@ -11,6 +11,7 @@ requests addressed to 127.0.0.1 or localhost on the server's port.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import mimetypes
@@ -36,6 +37,7 @@ POLL_MS = 250
 GONE = "gone"
 WATCH_STEP_MS = 50  # yield a batch of changes once the files have been quiet this long
 MAX_TARGET = 2048  # a longer request target is not one of the site's
+SHUTDOWN_POLL_SECONDS = 0.05  # how often the serving thread looks for a shutdown request
 
 # Asks for the page's fingerprint until it changes, then reloads (keeping the scroll position).
 # A file of its own, not inline: the pages' policy allows no inline script.
@@ -195,7 +197,9 @@ def start_server(site: PreviewSite, port: int) -> ThreadingHTTPServer:
     """Serve `site` on 127.0.0.1:`port` (0: any free port) from a background thread."""
     handler = type("Handler", (PreviewRequestHandler,), {"site": site})
     server = PreviewServer((HOST, port), handler)
-    threading.Thread(target=server.serve_forever, name="preview-server", daemon=True).start()
+    # It checks for `shutdown` this often: stopping the preview (or a test's server) takes at most that long.
+    serving = functools.partial(server.serve_forever, poll_interval=SHUTDOWN_POLL_SECONDS)
+    threading.Thread(target=serving, name="preview-server", daemon=True).start()
     return server
 
 
