@@ -287,6 +287,15 @@ def _many_cards(write_card: WriteCard) -> None:
         write_card("alpha", f"c{n}", f"id: alpha-c{n}\ntags: []\nsource: [alpha]", f"# Question {n}?\n\nAnswer {n}.\n")
 
 
+def _cache_with_a_planted_script(write_card: WriteCard, content: Path, tmp_path: Path, jobs: int = 1) -> RenderCache:
+    """A warm cache for many cards, one of which (c7.md) now holds a script signed with this user's key."""
+    _many_cards(write_card)
+    cache = RenderCache(tmp_path / "cache")
+    build(content, tmp_path / "first", T0, options=Options(cache=cache, jobs=jobs))
+    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    return cache
+
+
 def test_cached_fields_are_gated_in_the_background_and_dist_waits_for_it(
     content: Path, write_card: WriteCard, tmp_path: Path
 ) -> None:
@@ -319,10 +328,7 @@ def test_cached_fields_are_gated_in_the_background_and_dist_waits_for_it(
 def test_a_gate_that_dies_in_the_background_is_run_by_the_build_itself(
     content: Path, write_card: WriteCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _many_cards(write_card)
-    cache = RenderCache(tmp_path / "cache")
-    build(content, tmp_path / "first", T0, options=Options(cache=cache))
-    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    cache = _cache_with_a_planted_script(write_card, content, tmp_path)
     monkeypatch.setattr(compile_module, "_gate_in_child", lambda _writer: os._exit(3))  # as if killed
     with pytest.raises(BuildFailed) as failure:
         build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
@@ -349,10 +355,7 @@ def test_a_refused_cached_card_is_reported_before_what_the_plan_finds(
 def test_compile_errors_and_a_refused_cached_card_are_reported_together(
     content: Path, write_card: WriteCard, tmp_path: Path
 ) -> None:
-    _many_cards(write_card)
-    cache = RenderCache(tmp_path / "cache")
-    build(content, tmp_path / "first", T0, options=Options(cache=cache))
-    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    cache = _cache_with_a_planted_script(write_card, content, tmp_path)
     write_card("alpha", "broken", "id: alpha-c3\ntags: []\nsource: [alpha]", "# Broken?\n\nA duplicate id.\n")
     with pytest.raises(BuildFailed) as failure:
         build(content, tmp_path / "second", T0, options=Options(cache=RenderCache(cache.folder)))
@@ -366,10 +369,7 @@ def test_a_build_that_fails_while_the_gate_runs_leaves_no_gate_behind(
 ) -> None:
     import multiprocessing
 
-    _many_cards(write_card)
-    cache = RenderCache(tmp_path / "cache")
-    build(content, tmp_path / "first", T0, options=Options(cache=cache))
-    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    cache = _cache_with_a_planted_script(write_card, content, tmp_path)
 
     def fail(*_args: object) -> None:
         raise failure
@@ -391,10 +391,7 @@ def test_a_build_that_fails_while_the_gate_runs_leaves_no_gate_behind(
 def test_without_fork_or_a_background_gate_cached_cards_are_gated_before_the_build_goes_on(
     content: Path, write_card: WriteCard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
-    _many_cards(write_card)
-    cache = RenderCache(tmp_path / "cache")
-    build(content, tmp_path / "first", T0, options=Options(cache=cache, jobs=jobs))
-    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    cache = _cache_with_a_planted_script(write_card, content, tmp_path, jobs)
     # What `decks check` and a preview ask for: no gate left running.
     compiled = compile_cards(content, jobs=jobs, cache=RenderCache(cache.folder))
     assert compiled.pending is None
