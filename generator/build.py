@@ -401,6 +401,7 @@ def build(
             return unchanged
     racy_after = time.time_ns() - RACY_MARGIN_NS
     fingerprint = _fingerprint(tree, options, racy_after) if tree is not None else None
+    del tree  # a status per source file: the rest of the build does not need them
     previous = _previous_manifest(dist_dir)
     try:
         result = compile_release(

@@ -38,7 +38,7 @@ import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from generator.diagnostics import Diagnostic, Location
 
@@ -155,7 +155,14 @@ def verified(stored: bytes) -> bytes | None:
 RACY_MARGIN_NS = 2_000_000_000  # file systems keep mtimes in coarse ticks: allow two seconds
 
 
-FileStatus = tuple[str, os.stat_result]
+class FileStatus(NamedTuple):
+    """What the up-to-date check compares of one file or folder (10,000 of them: not whole `os.stat_result`s)."""
+
+    path: str
+    mode: int
+    size: int
+    mtime_ns: int
+    inode: int
 
 
 def tree_status(root: Path) -> list[FileStatus] | None:
@@ -171,7 +178,7 @@ def tree_status(root: Path) -> list[FileStatus] | None:
                 return None
             if stat.S_ISLNK(status.st_mode):
                 return None  # a link's target can change unseen: always build in full
-            found.append((path, status))
+            found.append(FileStatus(path, status.st_mode, status.st_size, status.st_mtime_ns, status.st_ino))
     return found
 
 
@@ -184,9 +191,9 @@ def tree_fingerprint(tree: list[FileStatus], racy_after_ns: int) -> str | None:
     changed since then is read, not trusted by its mtime.
     """
     digest = hashlib.sha256()
-    for path, status in tree:
-        digest.update(f"{path}\0{status.st_mode}\0{status.st_size}\0{status.st_mtime_ns}\0{status.st_ino}\n".encode())
-        if status.st_mtime_ns >= racy_after_ns and stat.S_ISREG(status.st_mode):
+    for path, mode, size, mtime_ns, inode in tree:
+        digest.update(f"{path}\0{mode}\0{size}\0{mtime_ns}\0{inode}\n".encode())
+        if mtime_ns >= racy_after_ns and stat.S_ISREG(mode):
             try:
                 with open(path, "rb") as handle:
                     digest.update(hashlib.sha256(handle.read()).digest())

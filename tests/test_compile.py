@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 
+import pytest
+
+from generator.cards import compile as compile_module
 from generator.cards.compile import compile_card, field_gate
 from generator.cards.load import SourceFile
 
@@ -34,3 +38,29 @@ def test_the_gate_refuses_a_field_anki_would_read_other_deletions_from() -> None
         "/cards/alpha/card.md:7:1: error: the rendered field makes the cloze cards [1], the card's text [1, 2]\n"
         "  hint: keep each deletion in plain text: outside code, links and HTML"
     )
+
+
+def _basic_card(number: int, answer: str) -> SourceFile:
+    text = f"---\nid: alpha-{number}\ntags: []\nsource: [alpha]\n---\n# Question {number}?\n\n{answer}\n"
+    return SourceFile(PATH.with_name(f"card-{number}.md"), "alpha", text)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no CPU timer on this system")
+def test_render_workers_keep_the_budget_for_every_card_they_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The workers install the timer's handler once: a slow card after others in the same worker still stops.
+    monkeypatch.setattr(compile_module, "CARD_CPU_SECONDS", 1)
+    monkeypatch.setattr(compile_module, "PARALLEL_THRESHOLD", 2)
+    sources = [_basic_card(n, "Plain words.") for n in range(6)] + [_basic_card(6, "[" * 30_000)]
+    results = list(compile_module._compile_all(sources, jobs=2, encode=False))
+    *fine, (slow, _gate, _entry) = results
+    assert all(rendered is not None and not diagnostics for (rendered, diagnostics), _, _ in fine)
+    assert slow[0] is None
+    assert [d.message for d in slow[1]] == ["card took more than 1 s of CPU time to compile (the per-card limit)"]
+
+
+def test_outside_the_workers_the_budget_gives_the_signal_back() -> None:
+    before = signal.getsignal(signal.SIGVTALRM) if hasattr(signal, "SIGVTALRM") else None
+    rendered, _ = compile_card(_basic_card(1, "Plain words."))
+    assert rendered is not None
+    if hasattr(signal, "SIGVTALRM"):
+        assert signal.getsignal(signal.SIGVTALRM) == before
