@@ -19,7 +19,8 @@ tick could keep both). Not on Windows, where the ctime is the creation time.
 A cache is derived, never trusted. It lives in the user's cache folder, not in
 the checkout (a pull request cannot add to it), and every entry, package and
 stamp carries a MAC made with a secret key that only this user's builds read
-(`user_key`): an entry this user's build did not write is a miss. The build
+(`user_key`, kept outside every cache folder): an entry this user's build did
+not write is a miss, even in a cache folder restored from elsewhere. The build
 still runs the field gate on everything a cache returns (see
 `generator.cards.compile`).
 """
@@ -110,15 +111,27 @@ def default_cache_folder(content_dir: Path) -> Path:
     return user_cache_root() / name
 
 
+def user_state_root() -> Path:
+    """The platform's per-user folder for this project's own state: the signing key, never a cache."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / APP_NAME
+
+
 @cache
 def user_key() -> bytes:
     """The secret this user's builds sign cache entries with, made on first use (mode 0600).
 
-    It is never inside a checkout, so content from a pull request cannot know it.
-    Without a readable key there is no cache to trust: a fresh random key per
-    process makes every entry a miss.
+    It is never inside a checkout, so content from a pull request cannot know it, and never inside
+    the cache folder: a cache folder gets shared, restored and copied (a CI cache, a backup), and a
+    key inside it would travel with the entries it vouches for. Without a readable key there is no
+    cache to trust: a fresh random key per process makes every entry a miss.
     """
-    path = user_cache_root() / "key"
+    path = user_state_root() / "cache-key"
     try:
         data = path.read_bytes()
         if len(data) == MAC_BYTES:
@@ -134,6 +147,7 @@ def user_key() -> bytes:
             handle.write(key)
         os.replace(temp, path)
         stored = path.read_bytes()  # another build may have won the race: use what is on disk
+        (user_cache_root() / "key").unlink(missing_ok=True)  # where older versions kept it: it signs nothing now
         return stored if len(stored) == MAC_BYTES else key
     except OSError:
         return key

@@ -6,6 +6,8 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import stat
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -250,6 +252,52 @@ def test_entries_packages_and_stamps_another_key_signed_are_never_used(
     planted = _reseal(cache, lambda data: data.replace(b"sigmoid", b"PLANTED"), key=b"k" * 32)
     assert planted["card"] >= 4 and planted["package"] >= 1 and planted["stamp"] == 1
     result = build(content, dist, T0, options=Options(cache=cache))
+    assert not result.up_to_date
+    assert result.cache_hits == 0
+    assert snapshot(dist) == snapshot(cold)
+    assert not any(b"PLANTED" in data for data in snapshot(dist).values())
+
+
+@pytest.fixture
+def own_key_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
+    """Fresh cache and state folders for this user (Linux layout), and the key read anew from them."""
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("the folders follow the XDG variables only on Linux and other Unix systems")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    cache_module.user_key.cache_clear()
+    yield cache_module.user_cache_root(), cache_module.user_state_root()
+    cache_module.user_key.cache_clear()
+
+
+def test_the_signing_key_lives_outside_every_cache_folder(own_key_folders: tuple[Path, Path]) -> None:
+    cache_root, state_root = own_key_folders
+    cache_root.mkdir(parents=True)
+    (cache_root / "key").write_bytes(b"o" * 32)  # where older versions kept it
+    key = cache_module.user_key()
+    stored = state_root / "cache-key"
+    assert stored.read_bytes() == key != b"o" * 32
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert not (cache_root / "key").exists()
+
+
+def test_a_restored_cache_folder_with_a_key_beside_its_entries_is_not_trusted(
+    own_key_folders: tuple[Path, Path], content: Path, sample_cards: None, tmp_path: Path
+) -> None:
+    # A CI job restores a cache folder that another job (a pull request's) wrote: that job could plant
+    # anything in it, even a key file beside entries and packages it signed with that key.
+    cache_root, _ = own_key_folders
+    cache = RenderCache(cache_root / "content")
+    cold = tmp_path / "cold"
+    build(content, cold, T0)
+    dist = tmp_path / "dist"
+    build(content, dist, T0, options=Options(cache=cache))
+    planted_key = b"p" * 32
+    (cache_root / "key").write_bytes(planted_key)
+    planted = _reseal(cache, lambda data: data.replace(b"sigmoid", b"PLANTED"), key=planted_key)
+    assert planted["card"] >= 4 and planted["package"] >= 1 and planted["stamp"] == 1
+    cache_module.user_key.cache_clear()  # as a new process reads it
+    result = build(content, dist, T0, options=Options(cache=RenderCache(cache.folder)))
     assert not result.up_to_date
     assert result.cache_hits == 0
     assert snapshot(dist) == snapshot(cold)
