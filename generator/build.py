@@ -99,7 +99,7 @@ class BuildResult:
     previous: Manifest
     changes: Changes  # since the last cut release (after a release: what it contained)
     files: dict[str, bytes]
-    cards: tuple[RenderedCard, ...]
+    cards: tuple[RenderedCard, ...]  # from `build`: without their Markdown (`Card.without_markdown`)
     warnings: tuple[Diagnostic, ...]
     cache_hits: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for 'decks build -v'
@@ -151,12 +151,14 @@ def compile_release(
     options: Options = Options(),
     release: str | None = None,
     package: bool = True,
+    keep_markdown: bool = True,
 ) -> BuildResult:
     """Build every file of a draft (or, with `release` = 'auto'|'major'|'minor'|'patch', a release) in memory.
 
     `previous` is the manifest in dist/ (EMPTY for none) and `ledger` the identity
     ledger (None: derived from `previous`, for a dist/ older than ledgers); `now`
-    is the mod time given to changed cards. Raises BuildFailed listing every problem.
+    is the mod time given to changed cards. Without `keep_markdown`, the result's cards
+    have only their fields, not their Markdown. Raises BuildFailed listing every problem.
     """
     # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
     from generator.apkg.notetype import note_types
@@ -166,8 +168,9 @@ def compile_release(
     # The cached cards pass the field gate in the background while this build plans and packages;
     # nothing leaves this function before every verdict is in (`_all_gated`).
     compiled = compile_cards(
-        content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress, gate_later=True
-    )
+        content_dir, jobs=options.jobs, cache=options.cache, progress=options.progress, gate_later=True,
+        keep_markdown=keep_markdown,
+    )  # fmt: skip
     compiled_at = time.perf_counter()
     if compiled.deckset is None or compiled.errors:
         _all_gated(compiled)
@@ -407,6 +410,7 @@ def build(
         result = compile_release(
             content_dir, previous, now, ledger=_ledger(dist_dir),
             previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options, release=release,
+            keep_markdown=False,  # publishing needs the fields, not the Markdown they came from
         )  # fmt: skip
         owned = {d.file for d in previous.decks} | set(RELEASE_FILES)
         try:

@@ -244,19 +244,24 @@ class RenderCache:
             digest.update(b"\0" + part.encode())
         return digest.hexdigest()
 
-    def _decoded(self, data: bytes, source: SourceFile) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
+    def _decoded(
+        self, data: bytes, source: SourceFile, keep_markdown: bool
+    ) -> tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None:
         try:
             entry = json.loads(data)
             if entry["card"]["path"] != str(source.path):
                 return None
-            return _decode(entry, source.path)
+            return _decode(entry, source.path, keep_markdown)
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return None  # corrupt or stale: compile again
 
-    def get_many(self, sources: list[SourceFile]) -> list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None]:
+    def get_many(
+        self, sources: list[SourceFile], *, keep_markdown: bool = True
+    ) -> list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None]:
         """Each source's compiled card and diagnostics, in order (None: a miss), in a few queries for all of them.
 
-        A value this user's build did not sign, or one that cannot be decoded, is a miss.
+        A value this user's build did not sign, or one that cannot be decoded, is a miss. Without
+        `keep_markdown`, the cards come without their Markdown (`Card.without_markdown`).
         """
         results: list[tuple[RenderedCard | None, tuple[Diagnostic, ...]] | None] = []
         for start in range(0, len(sources), READ_BATCH):  # a batch's raw values are dropped once decoded
@@ -265,7 +270,7 @@ class RenderCache:
             found = self._read_many(CARDS, keys)
             for source, key in zip(batch, keys, strict=True):
                 data = found.get(key)
-                results.append(None if data is None else self._decoded(data, source))
+                results.append(None if data is None else self._decoded(data, source, keep_markdown))
         return results
 
     def put_encoded(self, source: SourceFile, entry: bytes) -> None:
@@ -492,7 +497,9 @@ def _encode(rendered: RenderedCard, diagnostics: tuple[Diagnostic, ...]) -> dict
     }  # fmt: skip
 
 
-def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
+def _decode(
+    entry: dict[str, Any], card_path: Path, keep_markdown: bool = True
+) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
     # Loaded here, not at import: an up-to-date build reads no card.
     from generator.cards.cloze import read_clozes
     from generator.cards.model import Card, MediaFile, RenderedCard, media_name
@@ -500,7 +507,8 @@ def _decode(entry: dict[str, Any], card_path: Path) -> tuple[RenderedCard, tuple
     raw = entry["card"]
     card = Card(
         id=raw["id"], topic=raw["topic"], type=raw["type"], tags=tuple(raw["tags"]), sources=tuple(raw["sources"]),
-        previous_ids=tuple(raw["previous_ids"]), front=raw["front"], back=raw["back"], path=card_path,
+        previous_ids=tuple(raw["previous_ids"]), markdown=(raw["front"], raw["back"]) if keep_markdown else None,
+        path=card_path,
         id_line=raw["id_line"], front_line=raw["front_line"], back_line=raw["back_line"],
         front_segments=None, back_segments=None, clozes=read_clozes(raw["front"]),
     )  # fmt: skip

@@ -209,6 +209,22 @@ def test_an_unchanged_build_still_reports_its_warnings(content: Path, sample_car
         build(content, dist, T0, options=Options(cache=cache, strict=True))
 
 
+def test_a_build_keeps_the_fields_and_lets_the_markdown_go(content: Path, sample_cards: None, tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path / "cache")
+    fresh = build(content, tmp_path / "fresh", T0, options=Options(cache=cache))
+    cached = build(content, tmp_path / "cached", T0, options=Options(cache=RenderCache(cache.folder)))
+    assert fresh.cache_hits == 0 < cached.cache_hits == len(cached.cards)
+    kept = compile_cards(content, cache=RenderCache(cache.folder)).cards  # what `decks check` and the tests see
+    assert all(r.card.markdown is not None for r in kept)
+    for result in (fresh, cached):
+        assert [(r.card.id, r.fields, r.card.clozes) for r in result.cards] == [
+            (r.card.id, r.fields, r.card.clozes) for r in kept
+        ]
+        assert all(r.card.markdown is None for r in result.cards)
+        with pytest.raises(RuntimeError, match="compiled for packaging, without its Markdown"):
+            result.cards[0].card.segments()  # never read as empty sides
+
+
 # --- a cache is derived, never trusted ------------------------------------------------------------
 
 

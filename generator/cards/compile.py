@@ -177,11 +177,14 @@ def compile_cards(
     cache: RenderCache | None = None,
     progress: Progress | None = None,
     gate_later: bool = False,
+    keep_markdown: bool = True,
 ) -> Compiled:
     """Compile every card under `content_dir`; cached cards are reused, the rest rendered on `jobs` processes.
 
     Every card passes the field gate. Fresh cards pass it in their worker; with `gate_later`, the cached
     ones pass it in a background process while the caller goes on, and `Compiled.gated()` waits for it.
+    Without `keep_markdown`, the cards come without their Markdown (`Card.without_markdown`), as a build
+    that only packages them needs them (at 10,000 cards: 11 MB less to hold, and to send from the workers).
     """
     # Card files the cache recorded and that have not changed since are not even read.
     recent_after = time.time_ns() - RACY_MARGIN_NS
@@ -192,7 +195,11 @@ def compile_cards(
     results: dict[Path, tuple[Result, list[Diagnostic] | None]] = {}  # with the field gate's verdict, if known
     misses: list[SourceFile] = []
     cached_sources: list[SourceFile] = []  # what the cache now holds an entry for
-    cached = cache.get_many(list(content.files)) if cache is not None else [None] * len(content.files)
+    cached = (
+        cache.get_many(list(content.files), keep_markdown=keep_markdown)
+        if cache is not None
+        else [None] * len(content.files)
+    )
     for source, hit in zip(content.files, cached, strict=True):
         if hit is not None:
             results[source.path] = (hit, None)
@@ -205,7 +212,8 @@ def compile_cards(
         else:
             misses.append(read)
     total = len(content.files)
-    for source, (result, gate, entry) in zip(misses, _compile_all(misses, jobs, cache is not None), strict=True):
+    compiling = _compile_all(misses, jobs, encode=cache is not None, keep_markdown=keep_markdown)
+    for source, (result, gate, entry) in zip(misses, compiling, strict=True):
         results[source.path] = (result, gate)
         if cache is not None and entry is not None and not gate:
             cache.put_encoded(source, entry)
@@ -355,9 +363,9 @@ def _gate_in_child(writer: Connection) -> None:
 
 
 def _compile_all(
-    sources: list[SourceFile], jobs: int, encode: bool
+    sources: list[SourceFile], jobs: int, *, encode: bool, keep_markdown: bool = True
 ) -> Iterable[tuple[Result, list[Diagnostic], bytes | None]]:
-    work = functools.partial(_compile_and_encode, encode)
+    work = functools.partial(_compile_and_encode, encode, keep_markdown)
     if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
         yield from map(work, sources)
         return
@@ -368,14 +376,18 @@ def _compile_all(
         yield from pool.map(work, sources, chunksize=chunk)
 
 
-def _compile_and_encode(encode: bool, source: SourceFile) -> tuple[Result, list[Diagnostic], bytes | None]:
+def _compile_and_encode(
+    encode: bool, keep_markdown: bool, source: SourceFile
+) -> tuple[Result, list[Diagnostic], bytes | None]:
     """Compile a card, run the field gate and make its cache entry, all in the worker: in parallel."""
     rendered, diagnostics = compile_card(source)
     gate = field_gate(rendered) if rendered is not None else []
     entry = encode_entry(rendered, diagnostics) if encode else None
     if rendered is not None:
         # The segments served this card's stages; sent back, they would cost as much again to pickle.
-        rendered = replace(rendered, card=replace(rendered.card, front_segments=None, back_segments=None))
+        card = rendered.card
+        slim = replace(card, front_segments=None, back_segments=None) if keep_markdown else card.without_markdown()
+        rendered = replace(rendered, card=slim)
     return (rendered, diagnostics), gate, entry
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -51,8 +51,9 @@ class Card:
     tags: tuple[str, ...]
     sources: tuple[str, ...]
     previous_ids: tuple[str, ...]  # earlier ids of this note, oldest first (a declared rename)
-    front: str
-    back: str
+    # The Markdown of both sides (front, back). None once a build has rendered the card and needs only its
+    # fields (`without_markdown`): `front` and `back` then raise instead of reading as empty.
+    markdown: tuple[str, str] | None
     path: Path
     id_line: int  # 1-based line of the `id:` key, for diagnostics about the card as a whole
     front_line: int  # 1-based line in the file where the front Markdown starts
@@ -64,6 +65,25 @@ class Card:
     # The front read for cloze deletions once (every type: a deletion on a basic card is an error).
     clozes: ClozeReading
     heading_col: int = HEADING_PREFIX + 1  # 1-based column where the question starts, after '# ' and any spaces
+
+    @property
+    def front(self) -> str:
+        """The question side's Markdown, from the text after '# ' on."""
+        return self._side(0)
+
+    @property
+    def back(self) -> str:
+        """The answer side's Markdown."""
+        return self._side(1)
+
+    def _side(self, index: int) -> str:
+        if self.markdown is None:
+            raise RuntimeError(f"{self.path}: this card was compiled for packaging, without its Markdown")
+        return self.markdown[index]
+
+    def without_markdown(self) -> Card:
+        """This card as a build keeps it once rendered: the fields are made, the Markdown is not needed."""
+        return replace(self, markdown=None, front_segments=None, back_segments=None)
 
     def segments(self) -> tuple[tuple[Segment, ...], tuple[Segment, ...]]:
         """Both sides' segments: as validation read them, or read now for a card from the cache."""
