@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, astuple, dataclass, field, replace
@@ -53,7 +54,7 @@ from generator.release.plan import (
     removal_warnings,
     updated_changelog,
 )
-from generator.release.publish import PublishError, publish
+from generator.release.publish import Output, PublishError, StagedFile, digest, publish, same_content
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -98,7 +99,7 @@ class BuildResult:
     manifest: Manifest
     previous: Manifest
     changes: Changes  # since the last cut release (after a release: what it contained)
-    files: dict[str, bytes]
+    files: dict[str, Output]  # the packages as StagedFiles from `build` (in dist/ by then), all in memory otherwise
     cards: tuple[RenderedCard, ...]  # from `build`: without their Markdown (`Card.without_markdown`)
     warnings: tuple[Diagnostic, ...]
     cache_hits: int = 0
@@ -152,14 +153,51 @@ def compile_release(
     release: str | None = None,
     package: bool = True,
     keep_markdown: bool = True,
+    package_dir: Path | None = None,
 ) -> BuildResult:
-    """Build every file of a draft (or, with `release` = 'auto'|'major'|'minor'|'patch', a release) in memory.
+    """Build every file of a draft (or, with `release` = 'auto'|'major'|'minor'|'patch', a release).
 
     `previous` is the manifest in dist/ (EMPTY for none) and `ledger` the identity
     ledger (None: derived from `previous`, for a dist/ older than ledgers); `now`
-    is the mod time given to changed cards. Without `keep_markdown`, the result's cards
+    is the mod time given to changed cards. The packages are written into
+    `package_dir` (the result holds them as `StagedFile`s), or with none, returned
+    in memory like every other file. Without `keep_markdown`, the result's cards
     have only their fields, not their Markdown. Raises BuildFailed listing every problem.
     """
+    if package_dir is not None or not package:
+        return _compile_release(
+            content_dir, previous, now, ledger, previous_changelog, options, release, package, keep_markdown,
+            package_dir or Path(),
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="decks-packages-") as folder:
+        result = _compile_release(
+            content_dir, previous, now, ledger, previous_changelog, options, release, package, keep_markdown,
+            Path(folder),
+        )  # fmt: skip
+        return replace(result, files={name: _in_memory(data) for name, data in result.files.items()})
+
+
+def _in_memory(output: Output) -> bytes:
+    return output.path.read_bytes() if isinstance(output, StagedFile) else output
+
+
+def _published(output: Output, target: Path) -> Output:
+    """A staged file as it now lies in dist/ (its staging folder is gone)."""
+    return replace(output, path=target) if isinstance(output, StagedFile) else output
+
+
+def _compile_release(
+    content_dir: Path,
+    previous: Manifest,
+    now: int,
+    ledger: Ledger | None,
+    previous_changelog: str,
+    options: Options,
+    release: str | None,
+    package: bool,
+    keep_markdown: bool,
+    package_dir: Path,
+) -> BuildResult:
     # The rendering and packaging libraries load here, not at import: an up-to-date build never needs them.
     from generator.apkg.notetype import note_types
     from generator.cards.compile import compile_cards
@@ -189,10 +227,10 @@ def compile_release(
         )  # fmt: skip
         planned_at = time.perf_counter()
         manifest = plan.manifest
-        files: dict[str, bytes] = {}
-        made: dict[str, bytes] = {}
+        files: dict[str, Output] = {}
+        made: dict[str, StagedFile] = {}
         if package:
-            files, decks, made = _package_decks(deckset, notes, types, plan, options)
+            files, decks, made = _package_decks(deckset, notes, types, plan, options, package_dir)
             manifest = replace(manifest, decks=decks)
             files.update(_release_files(deckset, manifest, plan, previous_changelog, files))
     except BaseException as failure:
@@ -205,8 +243,8 @@ def compile_release(
         gc.unfreeze()
     compiled = _all_gated(compiled)
     if options.cache is not None:
-        for key, data in made.items():  # cached only now: every card in them passed the field gate
-            options.cache.put_package(key, data)
+        for key, staged in made.items():  # cached only now: every card in them passed the field gate
+            options.cache.put_package(key, staged.path)
     timings = {
         "compile": compiled_at - started,
         "plan": planned_at - compiled_at,
@@ -322,8 +360,10 @@ def _package_decks(
     types: Mapping[CardType, NoteType],
     plan: Plan,
     options: Options,
-) -> tuple[dict[str, bytes], tuple[DeckRecord, ...], dict[str, bytes]]:
-    """Every topic's .apkg and all-topics.apkg, the deck records that describe them, and those made now by key."""
+    folder: Path,
+) -> tuple[dict[str, Output], tuple[DeckRecord, ...], dict[str, StagedFile]]:
+    """Every topic's .apkg and all-topics.apkg written into `folder`, the deck records that describe them,
+    and the packages made now, by cache key."""
     from generator.apkg.ids import deck_id, note_guid, umbrella_deck_id
     from generator.apkg.package import PackagedDeck, PackagedNote
 
@@ -361,15 +401,14 @@ def _package_decks(
     all_media = [m for n in notes for m in n.rendered.media]
     # The largest first: with two workers, all-topics.apkg on one and the topics on the other end together.
     jobs.insert(0, (ALL_TOPICS_FILE, [umbrella, *topic_decks], all_media))
-    packages, made = _package_all(jobs, type_mods, options)
-    files = {name: packages[name] for name, _decks, _media in jobs[1:]}  # topics in deck order, then all-topics
+    packages, made = _package_all(jobs, type_mods, options, folder)
+    files: dict[str, Output] = {name: packages[name] for name, _decks, _media in jobs[1:]}  # topics in deck order
     files[ALL_TOPICS_FILE] = packages[ALL_TOPICS_FILE]
     decks = list(manifest.decks)
     for index, topic in enumerate(deckset.topics):
-        data = files[f"{topic.key}.apkg"]
         decks[index] = replace(
             decks[index],
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=packages[f"{topic.key}.apkg"].sha256,
             notes=len(by_topic[topic.key]),
             cards=sum(n.rendered.card_count for n in by_topic[topic.key]),
         )
@@ -377,13 +416,14 @@ def _package_decks(
 
 
 def _release_files(
-    deckset: DeckSet, manifest: Manifest, plan: Plan, previous_changelog: str, packages: Mapping[str, bytes]
-) -> dict[str, bytes]:
+    deckset: DeckSet, manifest: Manifest, plan: Plan, previous_changelog: str, packages: Mapping[str, Output]
+) -> dict[str, Output]:
     """The files beside the packages: the learners' README, checksums, changelog, manifest and ledger."""
-    files = {**packages, README_FILE: dist_readme(deckset, manifest).encode()}
-    checksums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()))
+    readme = dist_readme(deckset, manifest).encode()
+    files = {**packages, README_FILE: readme}
+    checksums = "".join(f"{digest(data)}  {name}\n" for name, data in sorted(files.items()))
     return {
-        README_FILE: files[README_FILE],
+        README_FILE: readme,
         CHECKSUMS_FILE: checksums.encode(),
         CHANGELOG_FILE: updated_changelog(previous_changelog, plan.changelog_section, stamp=plan.stamp).encode(),
         MANIFEST_FILE: manifest_json(manifest).encode(),
@@ -407,18 +447,22 @@ def build(
     del tree  # a status per source file: the rest of the build does not need them
     previous = _previous_manifest(dist_dir)
     try:
-        result = compile_release(
-            content_dir, previous, now, ledger=_ledger(dist_dir),
-            previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options, release=release,
-            keep_markdown=False,  # publishing needs the fields, not the Markdown they came from
-        )  # fmt: skip
-        owned = {d.file for d in previous.decks} | set(RELEASE_FILES)
-        try:
-            publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
-        except PublishError as failure:
-            raise BuildFailed(
-                (error(Location.run(dist_dir), str(failure), "check free space and permissions"),)
-            ) from None
+        # The packages go from the workers to disk and from there into dist/, never through this process's memory.
+        with tempfile.TemporaryDirectory(prefix="decks-packages-") as packages:
+            result = compile_release(
+                content_dir, previous, now, ledger=_ledger(dist_dir),
+                previous_changelog=_read_text(dist_dir / CHANGELOG_FILE), options=options, release=release,
+                keep_markdown=False,  # publishing needs the fields, not the Markdown they came from
+                package_dir=Path(packages),
+            )  # fmt: skip
+            owned = {d.file for d in previous.decks} | set(RELEASE_FILES)
+            try:
+                publish(dist_dir, result.files, owned, last=MANIFEST_FILE)
+            except PublishError as failure:
+                raise BuildFailed(
+                    (error(Location.run(dist_dir), str(failure), "check free space and permissions"),)
+                ) from None
+        result = replace(result, files={name: _published(data, dist_dir / name) for name, data in result.files.items()})
         if stamp_name is not None and fingerprint is not None and options.cache is not None:
             options.cache.save_stamp(stamp_name, _stamp(fingerprint, racy_after, result))
     finally:
@@ -442,7 +486,7 @@ def _stamp(fingerprint: str, racy_after: int, result: BuildResult) -> dict[str, 
     return {
         "fingerprint": fingerprint,
         "racy_after": racy_after,
-        "dist": {name: hashlib.sha256(data).hexdigest() for name, data in result.files.items()},
+        "dist": {name: digest(data) for name, data in result.files.items()},
         # What the summary line needs, so an up-to-date build does not read a 10,000-card manifest to print it.
         "version": result.manifest.version,
         "decks": [astuple(deck) for deck in result.manifest.decks],
@@ -496,7 +540,7 @@ def check(
         target = dist_dir / name
         if not target.is_file():
             differences.append(Difference(name, "missing: run 'decks build'"))
-        elif target.read_bytes() != data:
+        elif not same_content(target, data):
             differences.append(Difference(name, _why_different(name, result)))
     if package:
         for deck in previous.decks:
@@ -513,64 +557,67 @@ def _relative(path: Path, root_prefix: str) -> str:
 
 PARALLEL_PACKAGE_NOTES = 2_000  # below this many notes to package, starting workers costs more than it saves
 PackageJob = tuple[str, list["PackagedDeck"], list["MediaFile"]]  # file name, its decks, their images
-_PACKAGING: list[tuple[list[PackagedDeck], dict[str, tuple[NoteType, int]], list[MediaFile]]] = []
+_PACKAGING: list[tuple[Path, list[PackagedDeck], dict[str, tuple[NoteType, int]], list[MediaFile]]] = []
 
 
 def _package_all(
-    jobs: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], options: Options
-) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """Package each job, or take the package made last time from exactly the same inputs.
+    jobs: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], options: Options, folder: Path
+) -> tuple[dict[str, StagedFile], dict[str, StagedFile]]:
+    """Write each job's package into `folder`, or the package made last time from exactly the same inputs.
 
     Returns the packages by file name, and those made now by cache key (to store once every card passed).
     """
-    from generator.apkg.package import package_bytes
+    from generator.apkg.package import write_package
 
     cache = options.cache
-    done: dict[str, bytes] = {}
+    done: dict[str, StagedFile] = {}
     keys: dict[str, str] = {}
     todo: list[PackageJob] = []
     for name, decks, media in jobs:
         if cache is not None:
             keys[name] = _package_key(decks, type_mods, media)
-            data = cache.get_package(keys[name])
-            if data is not None:
-                done[name] = data
+            sha256 = cache.get_package(keys[name], folder / name)
+            if sha256 is not None:
+                done[name] = StagedFile.written(folder / name, sha256)
                 continue
         todo.append((name, decks, media))
     notes = sum(len(deck.notes) for _name, decks, _media in todo for deck in decks)
     if options.jobs > 1 and len(todo) > 1 and notes >= PARALLEL_PACKAGE_NOTES and _fork_context() is not None:
-        made = _package_in_parallel(todo, type_mods, options.jobs)
+        digests = _package_in_parallel(todo, type_mods, options.jobs, folder)
     else:
-        made = {name: package_bytes(decks, type_mods, media) for name, decks, media in todo}
+        digests = [write_package(folder / name, decks, type_mods, media) for name, decks, media in todo]
+    made = {name: StagedFile.written(folder / name, sha256) for (name, _, _), sha256 in zip(todo, digests, strict=True)}
     done.update(made)
-    return done, {keys[name]: data for name, data in made.items() if name in keys}
+    return done, {keys[name]: staged for name, staged in made.items() if name in keys}
 
 
 def _package_in_parallel(
-    todo: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], jobs: int
-) -> dict[str, bytes]:
-    """Package on `jobs` processes, the jobs in the order given (the largest first keeps both cores busy to the end)."""
+    todo: list[PackageJob], type_mods: dict[str, tuple[NoteType, int]], jobs: int, folder: Path
+) -> list[str]:
+    """Package on `jobs` processes, the jobs in the order given (the largest first keeps both cores busy to the end).
+
+    Each worker writes its package into `folder` and sends back only its SHA-256.
+    """
     from concurrent.futures import ProcessPoolExecutor
 
     from generator.cards.compile import _die_with_parent
 
     global _PACKAGING
-    # Forked workers inherit the decks from this list: nothing large is pickled to them.
-    _PACKAGING = [(decks, type_mods, media) for _name, decks, media in todo]
+    # Forked workers inherit the decks from this list: nothing large is pickled to them, or back.
+    _PACKAGING = [(folder / name, decks, type_mods, media) for name, decks, media in todo]
     try:
         with ProcessPoolExecutor(
             max_workers=min(jobs, len(todo)), mp_context=_fork_context(), initializer=_die_with_parent
         ) as pool:
-            made = list(pool.map(_package_job, range(len(todo))))
+            return list(pool.map(_package_job, range(len(todo))))
     finally:
         _PACKAGING = []
-    return {name: data for (name, _decks, _media), data in zip(todo, made, strict=True)}
 
 
-def _package_job(index: int) -> bytes:
-    from generator.apkg.package import package_bytes
+def _package_job(index: int) -> str:
+    from generator.apkg.package import write_package
 
-    return package_bytes(*_PACKAGING[index])
+    return write_package(*_PACKAGING[index])
 
 
 def _fork_context() -> BaseContext | None:

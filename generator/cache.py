@@ -65,6 +65,7 @@ LOCK_TIMEOUT_SECONDS = 60.0  # another build writing its transaction
 DEPENDENCIES = ("markdown", "pygments", "nh3", "pyyaml", "genanki")
 APP_NAME = "dl-interview-decks"
 MAC_BYTES = 32
+STREAM_CHUNK = 1 << 20  # bytes per step when a package streams between its file and its row
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
@@ -313,12 +314,63 @@ class RenderCache:
     def save_stamp(self, name: str, data: dict[str, Any]) -> None:
         self._write(STAMPS, name, sign(json.dumps(data).encode()))
 
-    def get_package(self, key: str) -> bytes | None:
-        """A package made before from the same inputs; its trailing MAC proves this user's build made it whole."""
-        return self._read(PACKAGES, key)
+    def get_package(self, key: str, target: Path) -> str | None:
+        """Write the package made before from the same inputs to `target`; return its SHA-256 (None: a miss).
 
-    def put_package(self, key: str, data: bytes) -> None:
-        self._write(PACKAGES, key, sign(data))
+        Streamed, never whole in memory. Its trailing MAC proves this user's build made it whole; on a
+        mismatch `target` is removed and it is a miss.
+        """
+        self._used[PACKAGES].add(key)
+        connection = self._open()
+        if connection is None:
+            return None
+        mac, content = hmac.new(user_key(), digestmod=hashlib.sha256), hashlib.sha256()
+        try:
+            row = connection.execute(
+                "SELECT rowid, length(data) FROM blobs WHERE kind = ? AND key = ? AND typeof(data) = 'blob'",
+                (PACKAGES, key),
+            ).fetchone()
+            if row is None or row[1] <= MAC_BYTES:
+                return None
+            with connection.blobopen("blobs", "data", row[0], readonly=True) as blob, open(target, "wb") as out:
+                for _ in range(0, row[1] - MAC_BYTES, STREAM_CHUNK):
+                    chunk = blob.read(min(STREAM_CHUNK, row[1] - MAC_BYTES - blob.tell()))
+                    mac.update(chunk)
+                    content.update(chunk)
+                    out.write(chunk)
+                stored_mac = blob.read(MAC_BYTES)
+        except sqlite3.Error as failure:
+            self._recover(failure)
+            target.unlink(missing_ok=True)
+            return None
+        if not hmac.compare_digest(mac.digest(), stored_mac):
+            target.unlink()
+            return None
+        return content.hexdigest()
+
+    def put_package(self, key: str, source: Path) -> None:
+        """Store the package file at `source` with its MAC, streamed into its row (never whole in memory)."""
+        self._used[PACKAGES].add(key)
+        connection = self._open()
+        if connection is None:
+            return
+        mac = hmac.new(user_key(), digestmod=hashlib.sha256)
+        try:
+            size = source.stat().st_size
+            cursor = connection.execute(
+                "INSERT OR REPLACE INTO blobs (kind, key, data) VALUES (?, ?, zeroblob(?))",
+                (PACKAGES, key, size + MAC_BYTES),
+            )
+            assert cursor.lastrowid is not None
+            with connection.blobopen("blobs", "data", cursor.lastrowid) as blob, open(source, "rb") as package:
+                while chunk := package.read(min(STREAM_CHUNK, size - blob.tell())):
+                    mac.update(chunk)
+                    blob.write(chunk)
+                blob.write(mac.digest())  # a file that shrank meanwhile leaves zeros before it: a miss, never wrong
+        except sqlite3.Error as failure:
+            self._recover(failure)
+        except OSError:
+            pass  # the file went away: a row left without its MAC is a miss, like any unsigned value
 
     def flush(self) -> None:
         """Commit everything stored since the last flush: one transaction (a failure only costs time)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from generator import build as build_module
 from generator.build import Options, build
 from generator.diagnostics import BuildFailed, Location, error, summarize
+from generator.release.publish import PublishError, StagedFile
 from tests.conftest import T0
 
 
@@ -39,3 +42,29 @@ def test_nothing_to_release_is_reported_about_the_run(content: Path, sample_card
     (problem,) = failure.value.diagnostics
     assert not problem.location.in_file
     assert problem.format().startswith("error: nothing to release: the sources match release 1.0.0")
+
+
+def test_packages_go_to_dist_through_disk_and_leave_no_staging(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dist = tmp_path / "dist"
+    result = build(content, dist, T0)
+    packages = {name: output for name, output in result.files.items() if name.endswith(".apkg")}
+    assert len(packages) == 3  # two topics and all-topics.apkg
+    for name, output in packages.items():
+        assert isinstance(output, StagedFile)
+        assert output.path == dist / name  # where it now lies
+        assert output.sha256 == hashlib.sha256((dist / name).read_bytes()).hexdigest()
+    assert not any(isinstance(output, StagedFile) for name, output in result.files.items() if name not in packages)
+    assert list(scratch.iterdir()) == []
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PublishError("cannot write dist: disk full")
+
+    monkeypatch.setattr(build_module, "publish", refuse)
+    with pytest.raises(BuildFailed):
+        build(content, tmp_path / "other", T0)
+    assert list(scratch.iterdir()) == []

@@ -286,6 +286,28 @@ def own_key_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     cache_module.user_key.cache_clear()
 
 
+def test_a_package_streams_into_the_cache_and_back_and_a_changed_byte_is_a_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    monkeypatch.setattr(cache_module, "STREAM_CHUNK", 1000)  # several steps each way
+    package = tmp_path / "made.apkg"
+    package.write_bytes(bytes(range(256)) * 20)
+    cache = RenderCache(tmp_path / "cache")
+    cache.put_package("k", package)
+    cache.flush()
+    back = tmp_path / "back.apkg"
+    assert RenderCache(cache.folder).get_package("k", back) == hashlib.sha256(package.read_bytes()).hexdigest()
+    assert back.read_bytes() == package.read_bytes()
+    assert RenderCache(cache.folder).get_package("other", tmp_path / "none.apkg") is None
+
+    [(kind, name, stored)] = _rows(cache, "package")
+    _rewrite(cache, [(kind, name, stored[:100] + bytes([stored[100] ^ 1]) + stored[101:])])
+    assert RenderCache(cache.folder).get_package("k", back) is None
+    assert not back.exists()
+
+
 def test_the_signing_key_lives_outside_every_cache_folder(own_key_folders: tuple[Path, Path]) -> None:
     cache_root, state_root = own_key_folders
     cache_root.mkdir(parents=True)

@@ -48,14 +48,14 @@ def _basic_card(number: int, answer: str) -> SourceFile:
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no CPU timer on this system")
 def test_render_workers_keep_the_budget_for_every_card_they_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     # The workers install the timer's handler once: a slow card after others in the same worker still stops.
-    monkeypatch.setattr(compile_module, "CARD_CPU_SECONDS", 1)
+    monkeypatch.setattr(compile_module, "CARD_CPU_SECONDS", 0.5)
     monkeypatch.setattr(compile_module, "PARALLEL_THRESHOLD", 2)
     sources = [_basic_card(n, "Plain words.") for n in range(6)] + [_basic_card(6, "[" * 30_000)]
     results = list(compile_module._compile_all(sources, jobs=2, encode=False))
     *fine, (slow, _gate, _entry) = results
     assert all(rendered is not None and not diagnostics for (rendered, diagnostics), _, _ in fine)
     assert slow[0] is None
-    assert [d.message for d in slow[1]] == ["card took more than 1 s of CPU time to compile (the per-card limit)"]
+    assert [d.message for d in slow[1]] == ["card took more than 0.5 s of CPU time to compile (the per-card limit)"]
 
 
 def test_outside_the_workers_the_budget_gives_the_signal_back() -> None:

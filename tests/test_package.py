@@ -11,7 +11,7 @@ import pytest
 
 from generator import build as pipeline
 from generator.apkg.notetype import note_types
-from generator.apkg.package import PackagedDeck, PackagedNote, package_bytes, write_atomic
+from generator.apkg.package import PackagedDeck, PackagedNote, package_bytes, write_atomic, write_package
 from generator.cards.model import MediaFile
 from tests.conftest import T0
 
@@ -92,3 +92,15 @@ def test_tags_live_under_the_decks_namespace(content: Path, sample_cards: None, 
     }
     assert tags and all(t.startswith("dl-interview::") for t in tags), tags
     assert {"dl-interview::alpha", "dl-interview::beta", "dl-interview::code"} <= tags
+
+
+def test_a_package_written_to_disk_has_the_bytes_and_digest_of_one_made_in_memory(tmp_path: Path) -> None:
+    import hashlib
+
+    media = [MediaFile("pic-1.png", tmp_path / "pic.png", b"\x89PNG fake")]
+    note = PackagedNote("guid1", "basic", ("F", "B", "id"), ("t",), mod=1234, note_id=5_000, due=3)
+    decks = [PackagedDeck(77, "U::D", "desc", (note,))]
+    types = {"basic": (note_types()["basic"], 999)}
+    sha256 = write_package(tmp_path / "a.apkg", decks, types, media)
+    assert (tmp_path / "a.apkg").read_bytes() == package_bytes(decks, types, media)
+    assert sha256 == hashlib.sha256(package_bytes(decks, types, media)).hexdigest()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from generator.release import publish as publish_module
-from generator.release.publish import PublishError, publish
+from generator.release.publish import PublishError, StagedFile, publish
 
 
 def contents(folder: Path) -> dict[str, bytes]:
@@ -68,3 +68,31 @@ def test_leftovers_of_a_killed_build_are_removed(tmp_path: Path) -> None:
     publish(dist, {"manifest.json": b"m2"}, {"manifest.json"}, last="manifest.json")
     assert not leftover.exists()
     assert contents(dist) == {"manifest.json": b"m2"}
+
+
+def _staged(folder: Path, name: str, data: bytes) -> StagedFile:
+    import hashlib
+
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(data)
+    return StagedFile.written(folder / name, hashlib.sha256(data).hexdigest())
+
+
+def test_a_file_staged_on_disk_is_published_like_bytes(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    package = _staged(tmp_path / "packages", "a.apkg", b"package bytes" * 1000)
+    publish(dist, {"a.apkg": package, "manifest.json": b"m1"}, set(), last="manifest.json")
+    assert contents(dist) == {"a.apkg": b"package bytes" * 1000, "manifest.json": b"m1"}
+    assert package.path.exists()  # copied, not moved: the build still owns its staging
+
+    # The same content again: dist/ is left alone (compared by content, not by where it lies).
+    before = os.stat(dist).st_ino, os.stat(dist / "a.apkg").st_mtime_ns
+    same = _staged(tmp_path / "elsewhere", "a.apkg", b"package bytes" * 1000)
+    publish(dist, {"a.apkg": same, "manifest.json": b"m1"}, {"a.apkg", "manifest.json"}, last="manifest.json")
+    assert (os.stat(dist).st_ino, os.stat(dist / "a.apkg").st_mtime_ns) == before
+    assert same == package
+
+    changed = _staged(tmp_path / "third", "a.apkg", b"package bytez" * 1000)  # same size, other bytes
+    assert changed != package
+    publish(dist, {"a.apkg": changed, "manifest.json": b"m1"}, {"a.apkg", "manifest.json"}, last="manifest.json")
+    assert contents(dist)["a.apkg"] == b"package bytez" * 1000

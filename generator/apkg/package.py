@@ -7,6 +7,7 @@ id and mod time comes from the caller, never from the clock.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -19,6 +20,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import genanki
 
@@ -91,7 +93,31 @@ def package_bytes(
     note_types: Mapping[str, tuple[NoteType, int]],
     media: Sequence[MediaFile],
 ) -> bytes:
-    """Build one `.apkg` holding `decks`; `note_types` maps kind to (note type, mod)."""
+    """Build one `.apkg` holding `decks` in memory; `note_types` maps kind to (note type, mod)."""
+    buffer = io.BytesIO()
+    _write_package(buffer, decks, note_types, media)
+    return buffer.getvalue()
+
+
+def write_package(
+    target: Path,
+    decks: Sequence[PackagedDeck],
+    note_types: Mapping[str, tuple[NoteType, int]],
+    media: Sequence[MediaFile],
+) -> str:
+    """Write the `.apkg` of `package_bytes` to the file `target`, never holding it in memory; return its SHA-256."""
+    with open(target, "wb") as out:
+        _write_package(out, decks, note_types, media)
+    with open(target, "rb") as written:
+        return hashlib.file_digest(written, "sha256").hexdigest()
+
+
+def _write_package(
+    out: BinaryIO,
+    decks: Sequence[PackagedDeck],
+    note_types: Mapping[str, tuple[NoteType, int]],
+    media: Sequence[MediaFile],
+) -> None:
     models = {kind: _PinnedModel(nt, mod) for kind, (nt, mod) in sorted(note_types.items())}
     genanki_decks = []
     for deck in decks:
@@ -102,8 +128,7 @@ def package_bytes(
     package = genanki.Package(genanki_decks)
     unique_media = sorted({m.name: m for m in media}.values(), key=lambda m: m.name)
 
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive:
         if sum(len(deck.notes) for deck in decks) <= LARGE_COLLECTION:
             _add_entry(archive, "collection.anki2", _collection_bytes(package))
         else:
@@ -112,7 +137,6 @@ def package_bytes(
         _add_entry(archive, "media", json.dumps(index, sort_keys=True).encode())
         for i, item in enumerate(unique_media):
             _add_entry(archive, str(i), item.data)
-    return buffer.getvalue()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -13,16 +13,19 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 STAGING_PREFIX = ".staging-"
+COPY_CHUNK = 1 << 20  # bytes per read when a staged file is copied in
 LOCK_TIMEOUT = 120.0  # seconds a second build waits for the first one
 RENAME_EXCHANGE = 2
 
@@ -31,12 +34,36 @@ class PublishError(Exception):
     """dist/ could not be written; the message names the path and the reason."""
 
 
-def publish(dist_dir: Path, files: Mapping[str, bytes], owned: set[str], last: str) -> None:
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """A finished file on disk (a package): it reaches dist/ by a copy on disk, never through memory.
+
+    Equal to another by content (digest and size), wherever each lies.
+    """
+
+    path: Path = field(compare=False)
+    sha256: str
+    size: int
+
+    @classmethod
+    def written(cls, path: Path, sha256: str) -> StagedFile:
+        return cls(path, sha256, path.stat().st_size)
+
+
+Output = bytes | StagedFile  # a file of a build: in memory, or already on disk
+
+
+def digest(output: Output) -> str:
+    """The SHA-256 (hex) of a build's file."""
+    return output.sha256 if isinstance(output, StagedFile) else hashlib.sha256(output).hexdigest()
+
+
+def publish(dist_dir: Path, files: Mapping[str, Output], owned: set[str], last: str) -> None:
     """Make `dist_dir` hold `files`, removing the previously `owned` files not among them; `last` goes last."""
     try:
         dist_dir.mkdir(parents=True, exist_ok=True)
         with _locked(dist_dir) as dist:
-            if all(_same(dist / name, data) for name, data in files.items()) and not _stale(dist, files, owned):
+            if all(same_content(dist / name, data) for name, data in files.items()) and not _stale(dist, files, owned):
                 return  # nothing to do: leave dist/ (and its mtimes) alone
             staging = dist.parent / f"{STAGING_PREFIX}{dist.name}-{os.getpid()}"
             _remove(staging)
@@ -138,14 +165,20 @@ def _clean_leftovers(dist_dir: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
-def _same(path: Path, data: bytes) -> bool:
+def same_content(path: Path, data: Output) -> bool:
+    """Whether the file at `path` holds exactly `data` (False if it cannot be read)."""
     try:
+        if isinstance(data, StagedFile):
+            if path.stat().st_size != data.size:
+                return False
+            with open(path, "rb") as existing:
+                return hashlib.file_digest(existing, "sha256").hexdigest() == data.sha256
         return path.stat().st_size == len(data) and path.read_bytes() == data
     except OSError:
         return False
 
 
-def _stale(dist: Path, files: Mapping[str, bytes], owned: set[str]) -> bool:
+def _stale(dist: Path, files: Mapping[str, Output], owned: set[str]) -> bool:
     return any((dist / name).exists() for name in owned - files.keys())
 
 
@@ -166,9 +199,13 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: Output) -> None:
     with open(path, "wb") as out:
-        out.write(data)
+        if isinstance(data, StagedFile):
+            with open(data.path, "rb") as source:
+                shutil.copyfileobj(source, out, COPY_CHUNK)
+        else:
+            out.write(data)
         out.flush()
         os.fsync(out.fileno())
     os.chmod(path, 0o644)
@@ -205,7 +242,7 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(second))
 
 
-def _replace_each(staging: Path, dist: Path, files: Mapping[str, bytes], owned: set[str], last: str) -> None:
+def _replace_each(staging: Path, dist: Path, files: Mapping[str, Output], owned: set[str], last: str) -> None:
     for name in [*sorted(n for n in files if n != last), last]:
         os.replace(staging / name, dist / name)
     for name in sorted(owned - files.keys()):
