@@ -9,6 +9,7 @@ left exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import html
@@ -164,17 +165,17 @@ def compile_release(
     in memory like every other file. Without `keep_markdown`, the result's cards
     have only their fields, not their Markdown. Raises BuildFailed listing every problem.
     """
-    if package_dir is not None or not package:
-        return _compile_release(
-            content_dir, previous, now, ledger, previous_changelog, options, release, package, keep_markdown,
-            package_dir or Path(),
-        )  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="decks-packages-") as folder:
+    with contextlib.ExitStack() as scratch:
+        folder = package_dir
+        if folder is None and package:
+            folder = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="decks-packages-")))
         result = _compile_release(
             content_dir, previous, now, ledger, previous_changelog, options, release, package, keep_markdown,
-            Path(folder),
+            folder or Path(),  # no folder: nothing is packaged
         )  # fmt: skip
-        return replace(result, files={name: _in_memory(data) for name, data in result.files.items()})
+        if package_dir is None:  # read the packages back before their scratch folder goes
+            result = replace(result, files={name: _in_memory(data) for name, data in result.files.items()})
+        return result
 
 
 def _in_memory(output: Output) -> bytes:
