@@ -568,26 +568,41 @@ def _package_all(
 
     Returns the packages by file name, and those made now by cache key (to store once every card passed).
     """
+    import sqlite3
+
     from generator.apkg.package import write_package
 
     cache = options.cache
     done: dict[str, StagedFile] = {}
     keys: dict[str, str] = {}
     todo: list[PackageJob] = []
-    for name, decks, media in jobs:
-        if cache is not None:
-            keys[name] = _package_key(decks, type_mods, media)
-            sha256 = cache.get_package(keys[name], folder / name)
-            if sha256 is not None:
-                done[name] = StagedFile.written(folder / name, sha256)
-                continue
-        todo.append((name, decks, media))
-    notes = sum(len(deck.notes) for _name, decks, _media in todo for deck in decks)
-    if options.jobs > 1 and len(todo) > 1 and notes >= PARALLEL_PACKAGE_NOTES and _fork_context() is not None:
-        digests = _package_in_parallel(todo, type_mods, options.jobs, folder)
-    else:
-        digests = [write_package(folder / name, decks, type_mods, media) for name, decks, media in todo]
-    made = {name: StagedFile.written(folder / name, sha256) for (name, _, _), sha256 in zip(todo, digests, strict=True)}
+    try:
+        for name, decks, media in jobs:
+            if cache is not None:
+                keys[name] = _package_key(decks, type_mods, media)
+                sha256 = cache.get_package(keys[name], folder / name)
+                if sha256 is not None:
+                    done[name] = StagedFile.written(folder / name, sha256)
+                    continue
+            todo.append((name, decks, media))
+        notes = sum(len(deck.notes) for _name, decks, _media in todo for deck in decks)
+        if options.jobs > 1 and len(todo) > 1 and notes >= PARALLEL_PACKAGE_NOTES and _fork_context() is not None:
+            digests = _package_in_parallel(todo, type_mods, options.jobs, folder)
+        else:
+            digests = [write_package(folder / name, decks, type_mods, media) for name, decks, media in todo]
+        made = {name: StagedFile.written(folder / name, sha) for (name, _, _), sha in zip(todo, digests, strict=True)}
+    except (OSError, sqlite3.Error) as failure:  # the scratch folder is full or unwritable (the disk, not the cards)
+        reason = str(failure)
+        if isinstance(failure, OSError) and failure.strerror:
+            reason = f"{failure.strerror}: {failure.filename}" if failure.filename else failure.strerror
+        raise BuildFailed(
+            (
+                error(
+                    Location.run(folder), f"cannot write the packages: {reason}",
+                    "check the free space and permissions of the temporary folder (TMPDIR)",
+                ),
+            )
+        ) from None  # fmt: skip
     done.update(made)
     return done, {keys[name]: staged for name, staged in made.items() if name in keys}
 

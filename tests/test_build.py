@@ -68,3 +68,30 @@ def test_packages_go_to_dist_through_disk_and_leave_no_staging(
     with pytest.raises(BuildFailed):
         build(content, tmp_path / "other", T0)
     assert list(scratch.iterdir()) == []
+
+
+def test_a_full_scratch_disk_is_a_clear_error_that_leaves_dist_alone(
+    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from click.testing import CliRunner
+
+    from generator.apkg import package as package_module
+    from generator.cli import main
+
+    dist = tmp_path / "dist"
+    build(content, dist, T0)
+    before = {p.name: p.read_bytes() for p in dist.iterdir()}
+
+    def disk_full(target: Path, *_args: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(package_module, "write_package", disk_full)
+    (content / "alpha" / "new.md").write_text("---\nid: alpha-new\ntags: []\nsource: [alpha]\n---\n# New?\n\nYes.\n")
+    result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist), "--no-cache"])
+    assert result.exit_code == 1
+    assert "error: cannot write the packages: No space left on device: " in result.stderr
+    assert "hint: check the free space and permissions of the temporary folder (TMPDIR)" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert {p.name: p.read_bytes() for p in dist.iterdir()} == before
