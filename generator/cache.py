@@ -102,7 +102,7 @@ def user_cache_root() -> Path:
     elif sys.platform == "darwin":
         base = Path.home() / "Library" / "Caches"
     else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        base = _xdg_folder("XDG_CACHE_HOME", Path.home() / ".cache")
     return base / APP_NAME
 
 
@@ -119,24 +119,45 @@ def user_state_root() -> Path:
     elif sys.platform == "darwin":
         base = Path.home() / "Library" / "Application Support"
     else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        base = _xdg_folder("XDG_STATE_HOME", Path.home() / ".local" / "state")
     return base / APP_NAME
 
 
-@cache
+def _xdg_folder(variable: str, default: Path) -> Path:
+    """An XDG base folder: the variable's value if it is an absolute path (the spec ignores others)."""
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else default
+
+
+def key_path() -> Path:
+    return user_state_root() / "cache-key"
+
+
 def user_key() -> bytes:
     """The secret this user's builds sign cache entries with, made on first use (mode 0600).
 
     It is never inside a checkout, so content from a pull request cannot know it, and never inside
     the cache folder: a cache folder gets shared, restored and copied (a CI cache, a backup), and a
-    key inside it would travel with the entries it vouches for. Without a readable key there is no
-    cache to trust: a fresh random key per process makes every entry a miss.
+    key inside it would travel with the entries it vouches for. Without a key kept that way there is
+    no cache to trust: a fresh random key per process makes every entry a miss (`key_problem` says why).
     """
-    path = user_state_root() / "cache-key"
+    return _key_and_problem()[0]
+
+
+def key_problem() -> str | None:
+    """Why this process has no lasting signing key (and so no cache hits), or None when it has one."""
+    return _key_and_problem()[1]
+
+
+@cache
+def _key_and_problem() -> tuple[bytes, str | None]:
+    path = key_path()
+    if _inside(path, user_cache_root()):
+        return secrets.token_bytes(MAC_BYTES), f"its folder {path.parent} lies inside the cache folder"
     try:
         data = path.read_bytes()
         if len(data) == MAC_BYTES:
-            return data
+            return data, None
     except OSError:
         pass
     key = secrets.token_bytes(MAC_BYTES)
@@ -149,9 +170,13 @@ def user_key() -> bytes:
         os.replace(temp, path)
         stored = path.read_bytes()  # another build may have won the race: use what is on disk
         (user_cache_root() / "key").unlink(missing_ok=True)  # where older versions kept it: it signs nothing now
-        return stored if len(stored) == MAC_BYTES else key
-    except OSError:
-        return key
+        return (stored, None) if len(stored) == MAC_BYTES else (key, None)
+    except OSError as failure:
+        return key, f"cannot write {path}: {failure.strerror or failure}"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def sign(data: bytes) -> bytes:
@@ -325,7 +350,11 @@ class RenderCache:
         if connection is None:
             return None
         mac, content = hmac.new(user_key(), digestmod=hashlib.sha256), hashlib.sha256()
+        # The rowid and the blob are read in one transaction: another build's prune renumbers the rows.
+        began = not connection.in_transaction
         try:
+            if began:
+                connection.execute("BEGIN")
             row = connection.execute(
                 "SELECT rowid, length(data) FROM blobs WHERE kind = ? AND key = ? AND typeof(data) = 'blob'",
                 (PACKAGES, key),
@@ -343,6 +372,9 @@ class RenderCache:
             self._recover(failure)
             target.unlink(missing_ok=True)
             return None
+        finally:
+            if began and self._connection is not None and self._connection.in_transaction:
+                self._connection.commit()  # ends the read
         if not hmac.compare_digest(mac.digest(), stored_mac):
             target.unlink()
             return None
@@ -489,9 +521,19 @@ class RenderCache:
             return {}
         return found
 
+    def trouble(self) -> str | None:
+        """Why this cache can serve nothing (every card is rendered), or None when it works as it should."""
+        problem = key_problem()
+        if problem is None and _inside(key_path(), self.folder):
+            problem = f"the signing key {key_path()} lies inside this cache folder"
+        return None if problem is None else f"the render cache is off: {problem}"
+
     def _open(self) -> sqlite3.Connection | None:
         if self._connection is not None or self._broken:
             return self._connection
+        if self.trouble() is not None:
+            self._broken = True  # entries signed with a passing key, or one that travels with them, prove nothing
+            return None
         for attempt in range(2):
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,26 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 )  # fmt: skip
 def main() -> None:
     """Build Anki decks from the Markdown cards in content/."""
+    _clean_up_when_terminated()
+
+
+def _clean_up_when_terminated() -> None:
+    """Stop on SIGTERM or SIGHUP (a CI job cancelled, a closed terminal) as on Ctrl-C: by unwinding.
+
+    So scratch folders are removed, background processes stopped and dist/ left whole, instead of
+    the process vanishing mid-build. The exit status is 128 plus the signal's number, as if killed.
+    """
+    import signal
+    import threading
+
+    def unwind(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (a command run from a library's thread)
+    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), unwind)
 
 
 @main.command("build")
@@ -288,6 +308,12 @@ def _options(
     cache = None
     if not no_cache:
         cache = RenderCache(cache_dir or default_cache_folder(content_dir))
+        if (trouble := cache.trouble()) is not None:
+            click.echo(
+                f"warning: {trouble}\n  hint: give the key a folder of its own that this user can write "
+                "(XDG_STATE_HOME), outside every cache folder",
+                err=True,
+            )
     progress = None if quiet or not sys.stderr.isatty() else _ProgressLine()
     return Options(strict, allow_rename, allow_removal, jobs or default_jobs(), cache, progress)
 

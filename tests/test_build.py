@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import signal
 import tempfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from generator import build as build_module
+from generator.apkg import package as package_module
 from generator.build import Options, build
+from generator.cli import main
 from generator.diagnostics import BuildFailed, Location, error, summarize
 from generator.release.publish import PublishError, StagedFile
 from tests.conftest import T0
@@ -44,12 +50,18 @@ def test_nothing_to_release_is_reported_about_the_run(content: Path, sample_card
     assert problem.format().startswith("error: nothing to release: the sources match release 1.0.0")
 
 
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temporary folder, for this test alone: whatever a build leaves there shows."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def test_packages_go_to_dist_through_disk_and_leave_no_staging(
-    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    content: Path, sample_cards: None, tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     dist = tmp_path / "dist"
     result = build(content, dist, T0)
     packages = {name: output for name, output in result.files.items() if name.endswith(".apkg")}
@@ -73,13 +85,6 @@ def test_packages_go_to_dist_through_disk_and_leave_no_staging(
 def test_a_full_scratch_disk_is_a_clear_error_that_leaves_dist_alone(
     content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import errno
-
-    from click.testing import CliRunner
-
-    from generator.apkg import package as package_module
-    from generator.cli import main
-
     dist = tmp_path / "dist"
     build(content, dist, T0)
     before = {p.name: p.read_bytes() for p in dist.iterdir()}
@@ -95,3 +100,26 @@ def test_a_full_scratch_disk_is_a_clear_error_that_leaves_dist_alone(
     assert "hint: check the free space and permissions of the temporary folder (TMPDIR)" in result.stderr
     assert "Traceback" not in result.output + result.stderr
     assert {p.name: p.read_bytes() for p in dist.iterdir()} == before
+
+
+def test_a_terminated_build_unwinds_and_leaves_no_scratch_folder(
+    content: Path, sample_cards: None, tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = package_module.write_package
+
+    def terminated_midway(target: Path, *args: object) -> str:
+        real_write(target, *args)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGTERM)  # as a cancelled CI job or `timeout` sends it
+        raise AssertionError("SIGTERM did not stop the build")
+
+    monkeypatch.setattr(package_module, "write_package", terminated_midway)
+    dist = tmp_path / "dist"
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist), "--no-cache"])
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    assert result.exit_code == 128 + signal.SIGTERM
+    assert list(scratch.iterdir()) == []
+    assert not dist.exists() or not any(dist.iterdir())

@@ -281,9 +281,9 @@ def own_key_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         pytest.skip("the folders follow the XDG variables only on Linux and other Unix systems")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    cache_module.user_key.cache_clear()
+    cache_module._key_and_problem.cache_clear()
     yield cache_module.user_cache_root(), cache_module.user_state_root()
-    cache_module.user_key.cache_clear()
+    cache_module._key_and_problem.cache_clear()
 
 
 def test_a_package_streams_into_the_cache_and_back_and_a_changed_byte_is_a_miss(
@@ -308,6 +308,39 @@ def test_a_package_streams_into_the_cache_and_back_and_a_changed_byte_is_a_miss(
     assert not back.exists()
 
 
+def test_a_package_read_while_another_build_prunes_is_never_another_package(tmp_path: Path) -> None:
+    # A prune rebuilds the table and renumbers its rows: the row found and the blob read must be one.
+    folder = tmp_path / "cache"
+    writer = RenderCache(folder)
+    for name, byte in (("b", b"B"), ("a", b"A")):  # the same size, both signed: only the key tells them apart
+        (tmp_path / name).write_bytes(byte * 5000)
+        writer.put_package(name, tmp_path / name)
+    for n in range(cache_module.PRUNE_MINIMUM + 100):  # stale entries, so the other build does prune
+        writer.put_encoded(compile_module.SourceFile(tmp_path / f"old{n}.md", "alpha", f"old {n}"), b"x")
+    writer.flush()
+    writer.close()
+    reader, pruner = RenderCache(folder), RenderCache(folder)
+    pruner._used[cache_module.PACKAGES] |= {"a", "b"}  # another build that used both packages and no card
+
+    class PruneBeforeTheBlob:
+        def __init__(self, connection: sqlite3.Connection) -> None:
+            self.connection = connection
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.connection, name)
+
+        def blobopen(self, *args: object, **kwargs: object) -> object:
+            pruner.prune()
+            pruner.close()
+            return self.connection.blobopen(*args, **kwargs)  # type: ignore[arg-type]
+
+    connection = reader._open()
+    assert connection is not None
+    reader._connection = PruneBeforeTheBlob(connection)  # type: ignore[assignment]
+    sha256 = reader.get_package("a", tmp_path / "out")
+    assert sha256 is None or (tmp_path / "out").read_bytes() == b"A" * 5000
+
+
 def test_the_signing_key_lives_outside_every_cache_folder(own_key_folders: tuple[Path, Path]) -> None:
     cache_root, state_root = own_key_folders
     cache_root.mkdir(parents=True)
@@ -317,6 +350,46 @@ def test_the_signing_key_lives_outside_every_cache_folder(own_key_folders: tuple
     assert stored.read_bytes() == key != b"o" * 32
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert not (cache_root / "key").exists()
+
+
+def test_a_relative_xdg_folder_is_ignored(
+    own_key_folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", "state")  # would put the key in whatever folder a build runs from
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+    assert cache_module.user_state_root() == tmp_path / "home" / ".local" / "state" / cache_module.APP_NAME
+    assert cache_module.user_cache_root() == tmp_path / "home" / ".cache" / cache_module.APP_NAME
+
+
+@pytest.mark.parametrize("where", ["inside the cache folder", "unwritable"])
+def test_without_a_key_kept_apart_the_cache_is_off_and_says_so(
+    own_key_folders: tuple[Path, Path],
+    content: Path,
+    sample_cards: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    cache_root, _ = own_key_folders
+    if where == "inside the cache folder":
+        monkeypatch.setenv("XDG_STATE_HOME", str(cache_root.parent))  # the key would travel with the cache
+        expected = "lies inside the cache folder"
+    else:
+        monkeypatch.setenv("XDG_STATE_HOME", "/dev/null/state")
+        expected = "cannot write /dev/null/state/"
+    cache_module._key_and_problem.cache_clear()
+    dist = tmp_path / "dist"
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist)])
+        assert result.exit_code == 0, result.output
+        assert "warning: the render cache is off: " in result.stderr and expected in result.stderr
+        assert " 0 of " in result.stdout  # nothing served from a cache no lasting key vouches for
+    assert not any(cache_root.rglob("cache-key"))
 
 
 def test_a_restored_cache_folder_with_a_key_beside_its_entries_is_not_trusted(
@@ -334,7 +407,7 @@ def test_a_restored_cache_folder_with_a_key_beside_its_entries_is_not_trusted(
     (cache_root / "key").write_bytes(planted_key)
     planted = _reseal(cache, lambda data: data.replace(b"sigmoid", b"PLANTED"), key=planted_key)
     assert planted["card"] >= 4 and planted["package"] >= 1 and planted["stamp"] == 1
-    cache_module.user_key.cache_clear()  # as a new process reads it
+    cache_module._key_and_problem.cache_clear()  # as a new process reads it
     result = build(content, dist, T0, options=Options(cache=RenderCache(cache.folder)))
     assert not result.up_to_date
     assert result.cache_hits == 0
