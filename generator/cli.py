@@ -104,9 +104,14 @@ def _clean_up_when_terminated() -> None:
 
     if threading.current_thread() is not threading.main_thread():
         return  # only the main thread may set handlers (a command run from a library's thread)
-    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), unwind)
+    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]  # no SIGHUP: Windows
+    before = {signum: signal.signal(signum, unwind) for signum in signals}
+
+    def restore() -> None:  # when the command ends: a program that runs `decks` in-process keeps its own
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+    click.get_current_context().call_on_close(restore)
 
 
 @main.command("build")

@@ -117,6 +117,7 @@ def test_a_terminated_build_unwinds_and_leaves_no_scratch_folder(
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist), "--no-cache"])
+        assert {signum: signal.getsignal(signum) for signum in before} == before  # given back when it ended
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
