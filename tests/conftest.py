@@ -73,6 +73,20 @@ def require_program(*names: str) -> str:
     skip_or_fail(f"needs {names[0]} ({INSTALL_HINTS.get(names[0], 'not installed')}): not on PATH")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests' own state folder, so the cache's signing key is theirs: never the developer's, and
+    writable wherever the tests run (a CI with a read-only home and its cache folder elsewhere)."""
+    from generator import cache as cache_module
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    cache_module._key_and_problem.cache_clear()
+    yield
+    patch.undo()
+    cache_module._key_and_problem.cache_clear()
+
+
 @pytest.fixture
 def content(tmp_path: Path) -> Path:
     """An empty content tree with an umbrella name and two topics."""
