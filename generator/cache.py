@@ -591,9 +591,7 @@ def _encode(rendered: RenderedCard, diagnostics: tuple[Diagnostic, ...]) -> dict
     }  # fmt: skip
 
 
-def _decode(
-    entry: dict[str, Any], card_path: Path, keep_markdown: bool = True
-) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
+def _decode(entry: dict[str, Any], card_path: Path, keep_markdown: bool) -> tuple[RenderedCard, tuple[Diagnostic, ...]]:
     # Loaded here, not at import: an up-to-date build reads no card.
     from generator.cards.cloze import read_clozes
     from generator.cards.model import Card, MediaFile, RenderedCard, media_name

@@ -458,12 +458,9 @@ def _cache_with_a_planted_script(write_card: WriteCard, content: Path, tmp_path:
 def test_cached_fields_are_gated_in_the_background_and_dist_waits_for_it(
     content: Path, write_card: WriteCard, tmp_path: Path
 ) -> None:
-    _many_cards(write_card)
-    cache = RenderCache(tmp_path / "cache")
-    dist = tmp_path / "dist"
-    build(content, dist, T0, options=Options(cache=cache, jobs=2))
+    cache = _cache_with_a_planted_script(write_card, content, tmp_path, jobs=2)
+    dist = tmp_path / "first"  # what that build published (planting touched only the cache)
     before = snapshot(dist)
-    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
     write_card("alpha", "c0", "id: alpha-c0\ntags: []\nsource: [alpha]", "# Question 0?\n\nAnswer 0, edited.\n")
 
     # The planted card is a cache hit: compiling hands it on before the gate has judged it...
@@ -497,11 +494,8 @@ def test_a_gate_that_dies_in_the_background_is_run_by_the_build_itself(
 def test_a_refused_cached_card_is_reported_before_what_the_plan_finds(
     content: Path, write_card: WriteCard, tmp_path: Path
 ) -> None:
-    _many_cards(write_card)
-    cache = RenderCache(tmp_path / "cache")
-    dist = tmp_path / "dist"
-    build(content, dist, T0, options=Options(cache=cache))
-    _plant_script_in_card(cache, b"Question 7?", b"<p>Answer 7.</p>")
+    cache = _cache_with_a_planted_script(write_card, content, tmp_path)
+    dist = tmp_path / "first"
     # A renamed deck: an error of the plan, found while the gate still runs.
     (content / "alpha" / "topic.yaml").write_text("name: Renamed Topic\ndescription: About alpha.\norder: 0\n")
     with pytest.raises(BuildFailed, match="would be renamed"):
