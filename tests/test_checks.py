@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.cards import cloze as cloze_module
-from generator.cards.checks import answer_words, reader_checks
+from generator.cards.checks import WORD, answer_words, reader_checks
 from generator.cards.cloze import Cloze, read_clozes
 from generator.cards.model import Card, CardType
 from generator.cards.parse import parse_card_file
@@ -331,3 +332,12 @@ def test_each_deletion_number_is_read_for_giveaways_once(monkeypatch: pytest.Mon
 @given(st.text(alphabet="{}c1:: ab\n", max_size=40))
 def test_the_shortcut_for_text_without_markers_reads_as_the_full_reader(text: str) -> None:
     assert read_clozes(text) == cloze_module._read_markers(text)
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from("ab9_é.-*`$ \t\n\u00a0\u2003"), max_size=60))
+def test_words_are_counted_as_runs_of_non_space_holding_a_letter_or_digit(text: str) -> None:
+    """The word pattern starts at a word's first letter or digit; it counts what the plain definition counts."""
+    plain_definition = re.compile(r"\S*[^\W_]\S*")
+    tokens_with_a_letter = [t for t in text.split() if any(c.isalnum() for c in t)]
+    assert len(WORD.findall(text)) == len(plain_definition.findall(text)) == len(tokens_with_a_letter)

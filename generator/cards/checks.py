@@ -42,7 +42,9 @@ LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d+\.)[ \t]+\S")
 TABLE_ROW = re.compile(r"^ {0,3}\|")
 HEADING = re.compile(r"^ {0,3}#")  # a block of one line: whatever follows starts afresh
 OTHER_BLOCK = re.compile(r"^ {0,3}[><]")  # quotes and raw HTML, left to Markdown
-WORD = re.compile(r"\S*[^\W_]\S*")  # a run of non-space holding a letter or digit
+# A word is a run of non-space holding a letter or digit. Each is matched from its first letter or digit:
+# as many matches as \S*[^\W_]\S*, without backing up over every word.
+WORD = re.compile(r"[^\W_]\S*")
 
 
 @dataclass(frozen=True, slots=True)

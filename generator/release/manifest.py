@@ -179,7 +179,11 @@ def manifest_json(manifest: Manifest) -> str:
 
 def _record_json(record: object) -> str:
     values = {name: getattr(record, name) for name in sorted(record.__slots__)}  # type: ignore[attr-defined]  # our dataclasses use slots
-    return json.dumps(values, ensure_ascii=False, separators=(", ", ": "))
+    return _RECORD_ENCODER.encode(values)
+
+
+# What json.dumps(ensure_ascii=False, separators=(", ", ": ")) does, without making an encoder per record.
+_RECORD_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
 def _from_json(data: Any) -> Manifest:
