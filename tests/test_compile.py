@@ -51,7 +51,7 @@ def test_render_workers_keep_the_budget_for_every_card_they_compile(monkeypatch:
     monkeypatch.setattr(compile_module, "CARD_CPU_SECONDS", 0.5)
     monkeypatch.setattr(compile_module, "PARALLEL_THRESHOLD", 2)
     sources = [_basic_card(n, "Plain words.") for n in range(6)] + [_basic_card(6, "[" * 30_000)]
-    results = list(compile_module._compile_all(sources, jobs=2, encode=False))
+    results = list(compile_module._compile_all(sources, jobs=2, expected=len(sources), encode=False))
     *fine, (slow, _gate, _entry) = results
     assert all(rendered is not None and not diagnostics for (rendered, diagnostics), _, _ in fine)
     assert slow[0] is None
@@ -64,3 +64,24 @@ def test_outside_the_workers_the_budget_gives_the_signal_back() -> None:
     assert rendered is not None
     if hasattr(signal, "SIGVTALRM"):
         assert signal.getsignal(signal.SIGVTALRM) == before
+
+
+def test_card_files_are_read_as_the_pool_takes_them_and_bad_ones_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches and a low threshold: the first cards compile on the pool while later files are read.
+    monkeypatch.setattr(compile_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(compile_module, "LOOKUP_BATCH", 3)
+    (tmp_path / "deckset.yaml").write_text("name: Test Decks\n")
+    topic = tmp_path / "alpha"
+    topic.mkdir()
+    (topic / "topic.yaml").write_text("name: Alpha\ndescription: d\norder: 1\n")
+    for number in range(10):
+        source = _basic_card(number, "Plain words.")
+        (topic / f"card-{number}.md").write_text(source.text or "")
+    (topic / "card-5.md").write_bytes(b"---\nid: alpha-5\n\xff\n")
+    compiled = compile_module.compile_cards(tmp_path, jobs=2)
+    assert [r.card.id for r in compiled.cards] == [f"alpha-{n}" for n in range(10) if n != 5]
+    assert [d.format().splitlines()[0] for d in compiled.errors] == [
+        f"{topic / 'card-5.md'}:3:1: error: not valid UTF-8 (invalid start byte)"
+    ]

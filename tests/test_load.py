@@ -35,3 +35,18 @@ def test_missing_deckset(tmp_path: Path) -> None:
     loaded, problems = load_content(tmp_path)
     assert loaded is None
     assert problems[0].message == "missing deckset.yaml"
+
+
+def test_without_read_cards_the_files_are_listed_and_read_later(content: Path) -> None:
+    (content / "beta" / "a.md").write_bytes(b"\xef\xbb\xbfline\r\nnext")
+    (content / "beta" / "b.md").write_bytes(b"\xff\xfe")
+    loaded, problems = load_content(content, read_cards=False)
+    assert problems == []  # nothing read yet: the bad file is reported when it is read
+    assert [(f.path.name, f.text, f.known_key) for f in loaded.files] == [("a.md", None, None), ("b.md", None, None)]
+    good, bad = loaded.files
+    assert good.read()[0].text == "line\nnext"
+    unread, reading = bad.read()
+    assert unread is None
+    assert [p.format() for p in reading] == [
+        f"{bad.path}:1:1: error: not valid UTF-8 (invalid start byte)\n  hint: save the file as UTF-8"
+    ]

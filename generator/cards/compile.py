@@ -44,6 +44,7 @@ HTML_GATE_HINT = "see 'HTML in cards' in content/README.md; keep cloze deletions
 PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
 CARD_CPU_SECONDS = 5  # a real card compiles in milliseconds; quadratic Markdown would take minutes
 PARALLEL_THRESHOLD = 64  # below this many cards to render, a process pool costs more than it saves
+LOOKUP_BATCH = 256  # card files read and looked up in the cache at a time, before their misses go to compile
 Progress = Callable[[int, int], None]  # called with (cards done, cards in all)
 
 
@@ -186,34 +187,47 @@ def compile_cards(
     Without `keep_markdown`, the cards come without their Markdown (`Card.without_markdown`), as a build
     that only packages them needs them (at 10,000 cards: 11 MB less to hold, and to send from the workers).
     """
-    # Card files the cache recorded and that have not changed since are not even read.
+    # Card files the cache recorded and that have not changed since are not even read; the others are read
+    # while the first ones compile.
     recent_after = time.time_ns() - RACY_MARGIN_NS
     known = cache.known_sources(content_dir.resolve()) if cache is not None else None
-    content, loading = load_content(content_dir, known, recent_after_ns=recent_after)
+    content, loading = load_content(content_dir, known, recent_after_ns=recent_after, read_cards=False)
     if content is None:
         return Compiled(None, (), tuple(loading))
     results: dict[Path, tuple[Result, list[Diagnostic] | None]] = {}  # with the field gate's verdict, if known
-    misses: list[SourceFile] = []
+    misses: list[SourceFile] = []  # in the order they are compiled
     cached_sources: list[SourceFile] = []  # what the cache now holds an entry for
-    cached = (
-        cache.get_many(list(content.files), keep_markdown=keep_markdown)
-        if cache is not None
-        else [None] * len(content.files)
-    )
-    for source, hit in zip(content.files, cached, strict=True):
-        if hit is not None:
-            results[source.path] = (hit, None)
-            cached_sources.append(source)
-            continue
-        read, problems = source.read()  # recorded unread, but its entry is gone: read it after all
+
+    def read_now(source: SourceFile) -> SourceFile | None:
+        done, problems = source.read()
         loading.extend(problems)
-        if read is None:
+        if done is None:
             results[source.path] = ((None, ()), [])
-        else:
-            misses.append(read)
+        return done
+
+    def to_compile() -> Iterator[SourceFile]:
+        """The card files the cache does not hold, read batch by batch as the compiler asks for them."""
+        for start in range(0, len(content.files), LOOKUP_BATCH):
+            listed = content.files[start : start + LOOKUP_BATCH]
+            batch = []
+            for source in listed:
+                ready = source if source.known_key is not None else read_now(source)  # a recorded file stays unread
+                if ready is not None:
+                    batch.append(ready)
+            cached = cache.get_many(batch, keep_markdown=keep_markdown) if cache is not None else [None] * len(batch)
+            for source, hit in zip(batch, cached, strict=True):
+                if hit is not None:
+                    results[source.path] = (hit, None)
+                    cached_sources.append(source)
+                elif (fresh := read_now(source)) is not None:  # recorded unread, but its entry is gone: read it now
+                    misses.append(fresh)
+                    yield fresh
+
     total = len(content.files)
-    compiling = _compile_all(misses, jobs, encode=cache is not None, keep_markdown=keep_markdown)
-    for source, (result, gate, entry) in zip(misses, compiling, strict=True):
+    unread = sum(source.known_key is None for source in content.files)  # cards that will likely compile
+    compiling = _compile_all(to_compile(), jobs, unread, encode=cache is not None, keep_markdown=keep_markdown)
+    for index, (result, gate, entry) in enumerate(compiling):
+        source = misses[index]  # taken from `to_compile` before its result came back
         results[source.path] = (result, gate)
         if cache is not None and entry is not None and not gate:
             cache.put_encoded(source, entry)
@@ -229,7 +243,7 @@ def compile_cards(
     # every build.
     in_order = _InOrder(loading, [results[source.path] for source in content.files])
     ungated = [card for (card, _), verdict in in_order.results if card is not None and verdict is None]
-    hits = len(content.files) - len(misses)
+    hits = len(ungated)  # every card from the cache, and only those, waits for the gate here
     if gate_later and ungated and "fork" in get_all_start_methods():
         with contextlib.suppress(OSError):  # no process to be had: the gate runs here, below
             pending = _GateInBackground(ungated, in_order)
@@ -363,15 +377,19 @@ def _gate_in_child(writer: Connection) -> None:
 
 
 def _compile_all(
-    sources: list[SourceFile], jobs: int, *, encode: bool, keep_markdown: bool = True
+    sources: Iterable[SourceFile], jobs: int, expected: int, *, encode: bool, keep_markdown: bool = True
 ) -> Iterable[tuple[Result, list[Diagnostic], bytes | None]]:
+    """Each source compiled, in order; on `jobs` processes when about `expected` of them will come.
+
+    The pool takes `sources` as it submits them, so the first cards compile while the rest are read.
+    """
     work = functools.partial(_compile_and_encode, encode, keep_markdown)
-    if jobs <= 1 or len(sources) < PARALLEL_THRESHOLD:
+    if jobs <= 1 or expected < PARALLEL_THRESHOLD:
         yield from map(work, sources)
         return
     # fork: the workers inherit the imported pipeline instead of importing it again.
     context = get_context("fork") if "fork" in get_all_start_methods() else get_context()
-    chunk = max(8, min(64, len(sources) // (jobs * 8)))
+    chunk = max(8, min(64, expected // (jobs * 8)))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_render_worker) as pool:
         yield from pool.map(work, sources, chunksize=chunk)
 

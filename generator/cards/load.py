@@ -37,8 +37,9 @@ FileSignature = tuple[int, int, int, int]  # size, mtime and ctime in ns, inode:
 class SourceFile:
     """A card file's text, decoded and with normalised newlines.
 
-    `text` is None for a file an earlier build recorded (`known` in `load_content`) and that is
-    unchanged since: it is not read, and `known_key` is what that build recorded for it.
+    `text` is None for a file not read yet: one an earlier build recorded (`known` in `load_content`)
+    and that is unchanged since, with `known_key` what that build recorded for it; or, with
+    `read_cards=False`, one left for the caller to `read`, and `signature` its status when listed.
     """
 
     path: Path
@@ -55,7 +56,7 @@ class SourceFile:
         text, signature = _read_text(self.path, diagnostics)
         if text is None:
             return None, diagnostics
-        # Still the file that was recorded (and not recent then): it can be recorded again.
+        # Still the file that was recorded or listed (and not recent then): it can be recorded.
         return SourceFile(self.path, self.topic, text, signature if signature == self.signature else None), []
 
 
@@ -71,7 +72,7 @@ class Content:
 
 
 def load_content(
-    root: Path, known: Known | None = None, *, recent_after_ns: int = 0
+    root: Path, known: Known | None = None, *, recent_after_ns: int = 0, read_cards: bool = True
 ) -> tuple[Content | None, list[Diagnostic]]:
     """Read `root`: deckset.yaml, every `<topic>/topic.yaml` and `<topic>/*.md`, in sorted order.
 
@@ -80,7 +81,8 @@ def load_content(
     whose signature is unchanged is not read (see `SourceFile`). A file whose
     mtime or ctime is at or after `recent_after_ns` gets no signature: a second
     write within the file system's clock tick would leave it unchanged (the
-    "racy git" problem).
+    "racy git" problem). Without `read_cards`, no card file is read: each is listed for the caller to
+    `SourceFile.read` (a build reads them while the first ones compile).
     """
     root = root.resolve()
     if not root.is_dir():
@@ -97,7 +99,7 @@ def load_content(
             topic = _read_topic(entry, root, diagnostics)
             if topic is not None:
                 topics.append(topic)
-                files.extend(_read_cards(entry, root, topic.key, diagnostics, known or {}, recent_after_ns))
+                files.extend(_read_cards(entry, root, topic.key, diagnostics, known or {}, recent_after_ns, read_cards))
         elif kind == "file" and _is_markdown(entry) and entry.name not in ROOT_DOCUMENTS:
             diagnostics.append(
                 error(Location(entry), "card file outside a topic folder is not built", "move it into a topic folder")
@@ -111,7 +113,13 @@ def load_content(
 
 
 def _read_cards(
-    folder: Path, root: Path, topic: str, diagnostics: list[Diagnostic], known: Known, recent_after_ns: int
+    folder: Path,
+    root: Path,
+    topic: str,
+    diagnostics: list[Diagnostic],
+    known: Known,
+    recent_after_ns: int,
+    read_cards: bool = True,
 ) -> list[SourceFile]:
     """The topic's `*.md` cards; Markdown files anywhere else in the folder are errors, not silently skipped."""
     files: list[SourceFile] = []
@@ -137,6 +145,10 @@ def _read_cards(
                 recorded = known.get(str(path))
                 if recorded is not None and plain == recorded[0] and _settled(recorded[0], recent_after_ns):
                     files.append(SourceFile(path, topic, None, plain, recorded[1]))
+                    continue
+                if not read_cards:
+                    listed = plain if plain is not None and _settled(plain, recent_after_ns) else None
+                    files.append(SourceFile(path, topic, None, listed))
                     continue
                 text, signature = _read_text(path, diagnostics)
                 if text is not None:
