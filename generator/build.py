@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, astuple, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +38,7 @@ from generator.release.manifest import (
     DeckRecord,
     Manifest,
     bump,
-    manifest_json,
+    manifest_pieces,
     read_manifest,
     unreleased_changes,
 )
@@ -233,7 +233,7 @@ def _compile_release(
         if package:
             files, decks, made = _package_decks(deckset, notes, types, plan, options, package_dir)
             manifest = replace(manifest, decks=decks)
-            files.update(_release_files(deckset, manifest, plan, previous_changelog, files))
+            files.update(_release_files(deckset, manifest, plan, previous_changelog, files, package_dir))
     except BaseException as failure:
         if not isinstance(failure, Exception):
             compiled.cancel_gate()  # interrupted: nothing is published, so no verdict is needed
@@ -417,19 +417,54 @@ def _package_decks(
 
 
 def _release_files(
-    deckset: DeckSet, manifest: Manifest, plan: Plan, previous_changelog: str, packages: Mapping[str, Output]
+    deckset: DeckSet,
+    manifest: Manifest,
+    plan: Plan,
+    previous_changelog: str,
+    packages: Mapping[str, Output],
+    folder: Path,
 ) -> dict[str, Output]:
-    """The files beside the packages: the learners' README, checksums, changelog, manifest and ledger."""
+    """The files beside the packages: the learners' README, checksums, changelog, manifest and ledger.
+
+    The manifest (a line per card) is written into `folder` beside the packages, a line at a time.
+    """
     readme = dist_readme(deckset, manifest).encode()
     files = {**packages, README_FILE: readme}
     checksums = "".join(f"{digest(data)}  {name}\n" for name, data in sorted(files.items()))
+    try:
+        written = _write_lines(folder / MANIFEST_FILE, manifest_pieces(manifest))
+    except OSError as failure:
+        raise BuildFailed((_scratch_error(folder, failure, "the manifest"),)) from None
     return {
         README_FILE: readme,
         CHECKSUMS_FILE: checksums.encode(),
         CHANGELOG_FILE: updated_changelog(previous_changelog, plan.changelog_section, stamp=plan.stamp).encode(),
-        MANIFEST_FILE: manifest_json(manifest).encode(),
+        MANIFEST_FILE: written,
         LEDGER_FILE: ledger_json(plan.ledger).encode(),
     }
+
+
+def _write_lines(path: Path, pieces: Iterable[str]) -> StagedFile:
+    """Write UTF-8 text piece by piece, hashing it on the way."""
+    sha256, size = hashlib.sha256(), 0
+    with open(path, "wb") as handle:
+        for piece in pieces:
+            data = piece.encode()
+            sha256.update(data)
+            handle.write(data)
+            size += len(data)
+    return StagedFile(path, sha256.hexdigest(), size)
+
+
+def _scratch_error(folder: Path, failure: Exception, what: str) -> Diagnostic:
+    """A file of the build could not be written into its scratch folder: the disk, not the cards."""
+    reason = str(failure)
+    if isinstance(failure, OSError) and failure.strerror:
+        reason = f"{failure.strerror}: {failure.filename}" if failure.filename else failure.strerror
+    return error(
+        Location.run(folder), f"cannot write {what}: {reason}",
+        "check the free space and permissions of the temporary folder (TMPDIR)",
+    )  # fmt: skip
 
 
 def build(
@@ -592,17 +627,7 @@ def _package_all(
             digests = [write_package(folder / name, decks, type_mods, media) for name, decks, media in todo]
         made = {name: StagedFile.written(folder / name, sha) for (name, _, _), sha in zip(todo, digests, strict=True)}
     except (OSError, sqlite3.Error) as failure:  # the scratch folder is full or unwritable (the disk, not the cards)
-        reason = str(failure)
-        if isinstance(failure, OSError) and failure.strerror:
-            reason = f"{failure.strerror}: {failure.filename}" if failure.filename else failure.strerror
-        raise BuildFailed(
-            (
-                error(
-                    Location.run(folder), f"cannot write the packages: {reason}",
-                    "check the free space and permissions of the temporary folder (TMPDIR)",
-                ),
-            )
-        ) from None  # fmt: skip
+        raise BuildFailed((_scratch_error(folder, failure, "the packages"),)) from None
     done.update(made)
     return done, {keys[name]: staged for name, staged in made.items() if name in keys}
 

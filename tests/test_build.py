@@ -65,13 +65,16 @@ def test_packages_go_to_dist_through_disk_and_leave_no_staging(
 ) -> None:
     dist = tmp_path / "dist"
     result = build(content, dist, T0)
-    packages = {name: output for name, output in result.files.items() if name.endswith(".apkg")}
-    assert len(packages) == 3  # two topics and all-topics.apkg
-    for name, output in packages.items():
+    # The packages, and the manifest with a line per card: the files that grow with the cards.
+    staged = {name: output for name, output in result.files.items() if name.endswith(".apkg")}
+    assert len(staged) == 3  # two topics and all-topics.apkg
+    staged["manifest.json"] = result.files["manifest.json"]
+    for name, output in staged.items():
         assert isinstance(output, StagedFile)
         assert output.path == dist / name  # where it now lies
         assert output.sha256 == hashlib.sha256((dist / name).read_bytes()).hexdigest()
-    assert not any(isinstance(output, StagedFile) for name, output in result.files.items() if name not in packages)
+        assert output.size == (dist / name).stat().st_size
+    assert not any(isinstance(output, StagedFile) for name, output in result.files.items() if name not in staged)
     assert list(scratch.iterdir()) == []
 
     def refuse(*_args: object, **_kwargs: object) -> None:
@@ -83,8 +86,18 @@ def test_packages_go_to_dist_through_disk_and_leave_no_staging(
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.parametrize(("module", "writer", "what"), [
+    (package_module, "write_package", "the packages"),
+    (build_module, "_write_lines", "the manifest"),
+])  # fmt: skip
 def test_a_full_scratch_disk_is_a_clear_error_that_leaves_dist_alone(
-    content: Path, sample_cards: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    content: Path,
+    sample_cards: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: object,
+    writer: str,
+    what: str,
 ) -> None:
     dist = tmp_path / "dist"
     build(content, dist, T0)
@@ -93,11 +106,11 @@ def test_a_full_scratch_disk_is_a_clear_error_that_leaves_dist_alone(
     def disk_full(target: Path, *_args: object) -> str:
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
-    monkeypatch.setattr(package_module, "write_package", disk_full)
+    monkeypatch.setattr(module, writer, disk_full)
     (content / "alpha" / "new.md").write_text("---\nid: alpha-new\ntags: []\nsource: [alpha]\n---\n# New?\n\nYes.\n")
     result = CliRunner().invoke(main, ["build", "--content", str(content), "--dist", str(dist), "--no-cache"])
     assert result.exit_code == 1
-    assert "error: cannot write the packages: No space left on device: " in result.stderr
+    assert f"error: cannot write {what}: No space left on device: " in result.stderr
     assert "hint: check the free space and permissions of the temporary folder (TMPDIR)" in result.stderr
     assert "Traceback" not in result.output + result.stderr
     assert {p.name: p.read_bytes() for p in dist.iterdir()} == before

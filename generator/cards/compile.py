@@ -218,10 +218,14 @@ def compile_cards(
             for source, hit in zip(batch, cached, strict=True):
                 if hit is not None:
                     results[source.path] = (hit, None)
-                    cached_sources.append(source)
+                    cached_sources.append(keyed(source))
                 elif (fresh := read_now(source)) is not None:  # recorded unread, but its entry is gone: read it now
-                    misses.append(fresh)
+                    misses.append(keyed(fresh))
                     yield fresh
+
+    def keyed(source: SourceFile) -> SourceFile:
+        """The file without its text, by its cache key: its text goes once it has compiled (less to hold)."""
+        return replace(source, text=None, known_key=cache.key(source)) if cache is not None else source
 
     total = len(content.files)
     unread = sum(source.known_key is None for source in content.files)  # cards that will likely compile

@@ -40,6 +40,7 @@ class SourceFile:
     `text` is None for a file not read yet: one an earlier build recorded (`known` in `load_content`)
     and that is unchanged since, with `known_key` what that build recorded for it; or, with
     `read_cards=False`, one left for the caller to `read`, and `signature` its status when listed.
+    A build also lets go of a compiled file's text and keeps its cache key as `known_key`.
     """
 
     path: Path

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,18 +164,29 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Diagnostic]]:
 
 def manifest_json(manifest: Manifest) -> str:
     """Serialise deterministically: sorted keys, one record per line (readable diffs, and fast to write)."""
+    return "".join(manifest_pieces(manifest))
+
+
+def manifest_pieces(manifest: Manifest) -> Iterator[str]:
+    """`manifest_json` a line at a time, so a build writes it without holding it whole (3.5 MB at 10,000 cards)."""
     sections = {
         "decks": manifest.decks,
         "notetypes": manifest.notetypes,
         "cards": manifest.cards,
         "removed": manifest.removed,
     }
-    lines = ["{", f'  "format": {MANIFEST_FORMAT},', f'  "version": {json.dumps(manifest.version)},']
+    yield f'{{\n  "format": {MANIFEST_FORMAT},\n  "version": {json.dumps(manifest.version)},\n'
     for index, (name, records) in enumerate(sorted(sections.items())):
-        rows = ",\n".join(f"    {_record_json(r)}" for r in records)
         comma = "," if index < len(sections) - 1 else ""
-        lines.append(f'  "{name}": [\n{rows}\n  ]{comma}' if records else f'  "{name}": []{comma}')
-    return "\n".join(lines) + "\n}\n"
+        if not records:
+            yield f'  "{name}": []{comma}\n'
+            continue
+        yield f'  "{name}": [\n'
+        last = len(records) - 1
+        for position, record in enumerate(records):
+            yield f"    {_record_json(record)}{',' if position < last else ''}\n"
+        yield f"  ]{comma}\n"
+    yield "}\n"
 
 
 def _record_json(record: object) -> str:
