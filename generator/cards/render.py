@@ -231,10 +231,14 @@ class _TriggeredInlineProcessor(InlineProcessor):
             count = len(patterns)
             while index < count:
                 needles = triggers[index]
-                if needles is not None and not any(needle in data for needle in needles):
-                    index += 1
-                    start = 0  # what a failed match returns
-                    continue
+                if needles is not None:
+                    for needle in needles:  # a loop, not any(): this runs for every pattern and text node
+                        if needle in data:
+                            break
+                    else:
+                        index += 1
+                        start = 0  # what a failed match returns
+                        continue
                 data, matched, start = apply(patterns[index], data, index, start)
                 if not matched:
                     index += 1
