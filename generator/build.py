@@ -100,7 +100,7 @@ class BuildResult:
     manifest: Manifest
     previous: Manifest
     changes: Changes  # since the last cut release (after a release: what it contained)
-    files: dict[str, Output]  # the packages as StagedFiles from `build` (in dist/ by then), all in memory otherwise
+    files: dict[str, Output]  # from `build`: packages and manifest as StagedFiles (in dist/ by then); else in memory
     cards: tuple[RenderedCard, ...]  # from `build`: without their Markdown (`Card.without_markdown`)
     warnings: tuple[Diagnostic, ...]
     cache_hits: int = 0
@@ -160,8 +160,8 @@ def compile_release(
 
     `previous` is the manifest in dist/ (EMPTY for none) and `ledger` the identity
     ledger (None: derived from `previous`, for a dist/ older than ledgers); `now`
-    is the mod time given to changed cards. The packages are written into
-    `package_dir` (the result holds them as `StagedFile`s), or with none, returned
+    is the mod time given to changed cards. The packages and the manifest are written
+    into `package_dir` (the result holds them as `StagedFile`s), or with none, returned
     in memory like every other file. Without `keep_markdown`, the result's cards
     have only their fields, not their Markdown. Raises BuildFailed listing every problem.
     """

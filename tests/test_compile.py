@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from generator import cache as cache_module
+from generator.cache import RenderCache
 from generator.cards import compile as compile_module
 from generator.cards.compile import compile_card, field_gate
 from generator.cards.load import SourceFile
@@ -85,3 +90,60 @@ def test_card_files_are_read_as_the_pool_takes_them_and_bad_ones_reported(
     assert [d.format().splitlines()[0] for d in compiled.errors] == [
         f"{topic / 'card-5.md'}:3:1: error: not valid UTF-8 (invalid start byte)"
     ]
+
+
+def _many_cards(root: Path, count: int) -> Path:
+    topic = root / "alpha"
+    topic.mkdir(parents=True)
+    (root / "deckset.yaml").write_text("name: Test Decks\n")
+    (topic / "topic.yaml").write_text("name: Alpha\ndescription: d\norder: 1\n")
+    for number in range(count):
+        (topic / f"card-{number}.md").write_text(_basic_card(number, "Plain words.").text or "")
+    return topic
+
+
+def _pools_started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the render pools started (not the field gate's, which gates the cached cards)."""
+    started: list[int] = []
+
+    class CountedPool(compile_module.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("initializer") is compile_module._start_render_worker:
+                started.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(compile_module, "ProcessPoolExecutor", CountedPool)
+    return started
+
+
+def test_the_pool_starts_for_the_cards_that_compile_not_for_the_files_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the index of unchanged files (as on Windows, or after a checkout touched them all), every
+    # file is read; the cache still holds all but the edited one, which compiles in this process.
+    monkeypatch.setattr(cache_module, "FILE_INDEX", False)
+    monkeypatch.setattr(compile_module, "RACY_MARGIN_NS", 0)
+    topic = _many_cards(tmp_path / "content", 100)
+    cache = RenderCache(tmp_path / "cache")
+    assert compile_module.compile_cards(tmp_path / "content", jobs=2, cache=cache).cache_hits == 0
+    (topic / "card-7.md").write_text(_basic_card(7, "Edited words.").text or "")
+    started = _pools_started(monkeypatch)
+    compiled = compile_module.compile_cards(tmp_path / "content", jobs=2, cache=RenderCache(tmp_path / "cache"))
+    assert (compiled.cache_hits, len(compiled.cards), started) == (99, 100, [])
+
+
+def test_the_pool_starts_when_recorded_files_have_lost_their_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The index says every file is unchanged, but the entries are gone (pruned by another content folder,
+    # say): all of them compile, on the pool.
+    monkeypatch.setattr(compile_module, "RACY_MARGIN_NS", 0)
+    _many_cards(tmp_path / "content", 100)
+    cache = RenderCache(tmp_path / "cache")
+    compile_module.compile_cards(tmp_path / "content", jobs=2, cache=cache)
+    cache.close()
+    with contextlib.closing(sqlite3.connect(cache.database)) as database, database:
+        database.execute("DELETE FROM blobs WHERE kind = ?", (cache_module.CARDS,))
+    started = _pools_started(monkeypatch)
+    compiled = compile_module.compile_cards(tmp_path / "content", jobs=2, cache=RenderCache(tmp_path / "cache"))
+    assert (compiled.cache_hits, len(compiled.cards), started) == (0, 100, [1])

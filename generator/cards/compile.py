@@ -216,6 +216,7 @@ def compile_cards(
                     batch.append(ready)
             cached = cache.get_many(batch, keep_markdown=keep_markdown) if cache is not None else [None] * len(batch)
             for source, hit in zip(batch, cached, strict=True):
+                looked_up[0] += 1
                 if hit is not None:
                     results[source.path] = (hit, None)
                     cached_sources.append(keyed(source))
@@ -228,8 +229,18 @@ def compile_cards(
         return replace(source, text=None, known_key=cache.key(source)) if cache is not None else source
 
     total = len(content.files)
-    unread = sum(source.known_key is None for source in content.files)  # cards that will likely compile
-    compiling = _compile_all(to_compile(), jobs, unread, encode=cache is not None, keep_markdown=keep_markdown)
+    looked_up = [0]  # card files `to_compile` has looked up so far
+    misses_to_come = to_compile()
+    # Whether to start the pool depends on how many cards will compile: look until there are enough to tell.
+    head = list(itertools.islice(misses_to_come, PARALLEL_THRESHOLD))
+    sources: Iterable[SourceFile]
+    if jobs <= 1 or len(head) < PARALLEL_THRESHOLD:
+        sources = [*head, *misses_to_come]  # one process: read them all first, there is nothing to overlap with
+        expected = len(sources)
+    else:
+        sources = itertools.chain(head, misses_to_come)
+        expected = len(head) * total // looked_up[0]  # as many as the misses so far foretell
+    compiling = _compile_all(sources, jobs, expected, encode=cache is not None, keep_markdown=keep_markdown)
     for index, (result, gate, entry) in enumerate(compiling):
         source = misses[index]  # taken from `to_compile` before its result came back
         results[source.path] = (result, gate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -9,6 +10,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from generator.cards.model import DeckSet, Topic
 from generator.cards.parse import Entry, read_yaml_mapping
@@ -28,6 +30,9 @@ MAX_FILE_BYTES = 200_000
 MAX_LINES = 2_000
 MAX_NAME_LENGTH = 100
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # 0 where the system has none (Windows)
+# What open() with O_NOFOLLOW fails with on a symlink: Linux and macOS, FreeBSD, NetBSD.
+SYMLINK_ERRNOS = frozenset(code for code in (errno.ELOOP, errno.EMLINK, getattr(errno, "EFTYPE", None)) if code)
 
 
 FileSignature = tuple[int, int, int, int]  # size, mtime and ctime in ns, inode: what changes when a file does
@@ -54,7 +59,7 @@ class SourceFile:
         if self.text is not None:
             return self, []
         diagnostics: list[Diagnostic] = []
-        text, signature = _read_text(self.path, diagnostics)
+        text, signature = _read_text(self.path, self.path.parent.parent, diagnostics)  # <content>/<topic>/<card>
         if text is None:
             return None, diagnostics
         # Still the file that was recorded or listed (and not recent then): it can be recorded.
@@ -106,6 +111,9 @@ def load_content(
                 error(Location(entry), "card file outside a topic folder is not built", "move it into a topic folder")
             )
     if name is None:
+        for source in files:  # no build without a deck set, but every card file's own problems are told now
+            if source.text is None and source.known_key is None:
+                diagnostics.extend(source.read()[1])
         return None, diagnostics
     topics.sort(key=lambda topic: (topic.order, topic.key))
     _check_unique_topic_names(topics, diagnostics)
@@ -151,7 +159,7 @@ def _read_cards(
                     listed = plain if plain is not None and _settled(plain, recent_after_ns) else None
                     files.append(SourceFile(path, topic, None, listed))
                     continue
-                text, signature = _read_text(path, diagnostics)
+                text, signature = _read_text(path, root, diagnostics)
                 if text is not None:
                     settled = signature is not None and _settled(signature, recent_after_ns)
                     files.append(SourceFile(path, topic, text, signature if settled else None))
@@ -206,11 +214,19 @@ def _settled(signature: FileSignature, recent_after_ns: int) -> bool:
     return max(signature[1], signature[2]) < recent_after_ns
 
 
-def _read_text(path: Path, diagnostics: list[Diagnostic]) -> tuple[str | None, FileSignature | None]:
-    """The file's text (None: reported why not) and its signature as it was read."""
+def _read_text(path: Path, root: Path, diagnostics: list[Diagnostic]) -> tuple[str | None, FileSignature | None]:
+    """The text of a file listed under `root` (None: reported why not) and its signature as it was read."""
     try:
-        with open(path, "rb") as handle:
+        handle = _open_listed(path, root, diagnostics)
+        if handle is None:
+            return None, None
+        with handle:
             status = os.fstat(handle.fileno())
+            if stat.S_ISDIR(status.st_mode):
+                raise IsADirectoryError  # a folder opens read-only here, where open() refuses it
+            if not stat.S_ISREG(status.st_mode):
+                diagnostics.append(error(Location(path), "not a regular file or folder", "remove it"))
+                return None, None
             if status.st_size > MAX_FILE_BYTES:
                 message = f"file is larger than {MAX_FILE_BYTES // 1000} KB"
                 diagnostics.append(error(Location(path), message, "split it into several cards"))
@@ -224,6 +240,24 @@ def _read_text(path: Path, diagnostics: list[Diagnostic]) -> tuple[str | None, F
         return None, None
     text = _checked_text(path, data, diagnostics)
     return text, _signature(status) if text is not None else None
+
+
+def _open_listed(path: Path, root: Path, diagnostics: list[Diagnostic]) -> BinaryIO | None:
+    """Open a file listed under `root` as it is now (a build may read a card file seconds after listing it).
+
+    A regular file is opened without following a symlink, so one swapped in since cannot lead outside
+    the content folder; a symlink is checked again, as at listing (None: reported).
+    """
+    if NO_FOLLOW:
+        try:
+            # Non-blocking: a FIFO swapped in since would otherwise wait for a writer (fstat then refuses it).
+            return os.fdopen(os.open(path, os.O_RDONLY | NO_FOLLOW | getattr(os, "O_NONBLOCK", 0)), "rb")
+        except OSError as failure:
+            if failure.errno not in SYMLINK_ERRNOS:
+                raise
+    if _entry_kind(path, root, diagnostics) != "file":
+        return None
+    return open(path, "rb")
 
 
 def _checked_text(path: Path, data: bytes, diagnostics: list[Diagnostic]) -> str | None:
@@ -268,7 +302,7 @@ def _read_deckset(root: Path, diagnostics: list[Diagnostic]) -> tuple[str | None
         return None, ""
     if _entry_kind(path, root, diagnostics) != "file":
         return None, ""
-    meta = _read_mapping(path, diagnostics)
+    meta = _read_mapping(path, root, diagnostics)
     if meta is None:
         return None, ""
     _reject_unknown(path, meta, ("name", "description"), diagnostics)
@@ -298,7 +332,7 @@ def _read_topic(folder: Path, root: Path, diagnostics: list[Diagnostic]) -> Topi
         return None
     if _entry_kind(path, root, diagnostics) != "file":
         return None
-    meta = _read_mapping(path, diagnostics)
+    meta = _read_mapping(path, root, diagnostics)
     if meta is None:
         return None
     _reject_unknown(path, meta, TOPIC_KEYS, diagnostics)
@@ -325,8 +359,8 @@ def _read_topic(folder: Path, root: Path, diagnostics: list[Diagnostic]) -> Topi
     return Topic(folder.name, name, description, order, path)
 
 
-def _read_mapping(path: Path, diagnostics: list[Diagnostic]) -> dict[str, Entry] | None:
-    text, _signature = _read_text(path, diagnostics)
+def _read_mapping(path: Path, root: Path, diagnostics: list[Diagnostic]) -> dict[str, Entry] | None:
+    text, _signature = _read_text(path, root, diagnostics)
     if text is None:
         return None
     meta, problems = read_yaml_mapping(path, text)

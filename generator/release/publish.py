@@ -36,7 +36,7 @@ class PublishError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StagedFile:
-    """A finished file on disk (a package): it reaches dist/ by a copy on disk, never through memory.
+    """A finished file on disk (a package, the manifest): it reaches dist/ by a copy on disk, never through memory.
 
     Equal to another by content (digest and size), wherever each lies.
     """
