@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
+from generator.cards import load as load_module
 from generator.cards.load import load_content
+from generator.diagnostics import Diagnostic
 
 
 def test_topics_are_ordered_and_files_sorted(content: Path) -> None:
@@ -88,6 +91,52 @@ def test_a_card_file_swapped_for_a_fifo_after_listing_is_refused_without_waiting
     [listed] = loaded.files
     card.unlink()
     os.mkfifo(card)  # opening it for reading would wait for a writer
-    read, problems = listed.read()
+    outcome: list[tuple[object, list[Diagnostic]]] = []
+    reader = threading.Thread(target=lambda: outcome.append(listed.read()), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert outcome, "reading waited on the FIFO"
+    [(read, problems)] = outcome
     assert read is None
     assert [p.message for p in problems] == ["not a regular file or folder"]
+
+
+@pytest.mark.parametrize("no_follow", [True, False], ids=["O_NOFOLLOW", "without O_NOFOLLOW"])
+def test_a_card_file_changed_after_listing_is_reported_as_it_now_is(
+    content: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_follow: bool
+) -> None:
+    if not no_follow:
+        monkeypatch.setattr(load_module, "NO_FOLLOW", 0)  # as on Windows
+    elif not load_module.NO_FOLLOW:
+        pytest.skip("no O_NOFOLLOW on this system")
+    names = ("gone", "folder", "link-to-folder", "link-outside", "link-inside")
+    for name in names:
+        (content / "alpha" / f"{name}.md").write_text(f"---\nid: alpha-{name}\n---\n# Q?\n\nA.\n")
+    (content / "alpha" / "sub").mkdir()
+    (content / "beta" / "real.md").write_text("---\nid: beta-real\n---\n# Q?\n\nInside.\n")
+    (tmp_path / "secret.md").write_text("outside\n")
+    loaded, _ = load_content(content, read_cards=False)
+    listed = {source.path.stem: source for source in loaded.files}
+    folder = content / "alpha"
+    (folder / "gone.md").unlink()  # an editor that saves by delete-then-write, caught in between
+    (folder / "folder.md").unlink()
+    (folder / "folder.md").mkdir()
+    for name, target in (("link-to-folder", folder / "sub"), ("link-outside", tmp_path / "secret.md")):
+        (folder / f"{name}.md").unlink()
+        (folder / f"{name}.md").symlink_to(target)
+    (folder / "link-inside.md").unlink()
+    (folder / "link-inside.md").symlink_to(content / "beta" / "real.md")
+    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    messages = {}
+    for name in names:
+        read, problems = listed[name].read()
+        messages[name] = [p.message for p in problems] if read is None else read.text
+    assert messages == {
+        "gone": ["cannot read the file: No such file or directory"],
+        "folder": ["expected a file, found a folder"],
+        "link-to-folder": ["expected a file, found a folder"],
+        "link-outside": [f"symlink to {(tmp_path / 'secret.md').resolve()}, outside the content folder"],
+        "link-inside": "---\nid: beta-real\n---\n# Q?\n\nInside.\n",  # as a symlink listed as one
+    }
+    if descriptors is not None:
+        assert len(os.listdir("/proc/self/fd")) == descriptors  # none left open by the refusals

@@ -31,6 +31,8 @@ MAX_LINES = 2_000
 MAX_NAME_LENGTH = 100
 CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # 0 where the system has none (Windows)
+NON_BLOCKING = getattr(os, "O_NONBLOCK", 0)
+BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation, no end at Ctrl-Z
 # What open() with O_NOFOLLOW fails with on a symlink: Linux and macOS, FreeBSD, NetBSD.
 SYMLINK_ERRNOS = frozenset(code for code in (errno.ELOOP, errno.EMLINK, getattr(errno, "EFTYPE", None)) if code)
 
@@ -222,8 +224,6 @@ def _read_text(path: Path, root: Path, diagnostics: list[Diagnostic]) -> tuple[s
             return None, None
         with handle:
             status = os.fstat(handle.fileno())
-            if stat.S_ISDIR(status.st_mode):
-                raise IsADirectoryError  # a folder opens read-only here, where open() refuses it
             if not stat.S_ISREG(status.st_mode):
                 diagnostics.append(error(Location(path), "not a regular file or folder", "remove it"))
                 return None, None
@@ -245,19 +245,31 @@ def _read_text(path: Path, root: Path, diagnostics: list[Diagnostic]) -> tuple[s
 def _open_listed(path: Path, root: Path, diagnostics: list[Diagnostic]) -> BinaryIO | None:
     """Open a file listed under `root` as it is now (a build may read a card file seconds after listing it).
 
-    A regular file is opened without following a symlink, so one swapped in since cannot lead outside
-    the content folder; a symlink is checked again, as at listing (None: reported).
+    The file itself is opened without following a symlink, so one swapped in for it since cannot lead
+    outside the content folder (the folders above it were checked when listed); a symlink is checked
+    again, as at listing. Non-blocking: a FIFO swapped in is refused, not waited on. None: reported.
     """
     if NO_FOLLOW:
         try:
-            # Non-blocking: a FIFO swapped in since would otherwise wait for a writer (fstat then refuses it).
-            return os.fdopen(os.open(path, os.O_RDONLY | NO_FOLLOW | getattr(os, "O_NONBLOCK", 0)), "rb")
+            return _open_file(path, NO_FOLLOW)
         except OSError as failure:
             if failure.errno not in SYMLINK_ERRNOS:
                 raise
-    if _entry_kind(path, root, diagnostics) != "file":
-        return None
-    return open(path, "rb")
+    elif not os.path.islink(path):
+        return _open_file(path, 0)  # no O_NOFOLLOW (Windows): a file as it was listed
+    kind = _entry_kind(path, root, diagnostics)
+    if kind == "dir":
+        diagnostics.append(error(Location(path), "expected a file, found a folder", "rename or remove it"))
+    return _open_file(path, 0) if kind == "file" else None
+
+
+def _open_file(path: Path, flags: int) -> BinaryIO:
+    descriptor = os.open(path, os.O_RDONLY | NON_BLOCKING | BINARY | flags)
+    try:
+        return os.fdopen(descriptor, "rb")
+    except BaseException:  # e.g. a folder, which fdopen refuses without closing what it was given
+        os.close(descriptor)
+        raise
 
 
 def _checked_text(path: Path, data: bytes, diagnostics: list[Diagnostic]) -> str | None:
