@@ -140,3 +140,27 @@ def test_a_card_file_changed_after_listing_is_reported_as_it_now_is(
     }
     if descriptors is not None:
         assert len(os.listdir("/proc/self/fd")) == descriptors  # none left open by the refusals
+
+
+def test_a_symlinked_card_is_read_from_where_it_was_checked_even_if_the_link_changes_again(
+    content: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = content / "beta" / "real.md"
+    real.write_text("---\nid: beta-real\n---\n# Q?\n\nInside.\n")
+    (tmp_path / "secret.md").write_text("outside\n")
+    link = content / "alpha" / "link.md"
+    link.symlink_to(real)
+    loaded, _ = load_content(content, read_cards=False)
+    [listed] = [source for source in loaded.files if source.path.name == "link.md"]
+    checked = load_module._target_inside
+
+    def retarget_after_check(path: Path, root: Path, diagnostics: list[Diagnostic]) -> Path | None:
+        target = checked(path, root, diagnostics)
+        link.unlink()
+        link.symlink_to(tmp_path / "secret.md")  # between the check and the open
+        return target
+
+    monkeypatch.setattr(load_module, "_target_inside", retarget_after_check)
+    read, problems = listed.read()
+    assert problems == []
+    assert read is not None and read.text == real.read_text()

@@ -170,6 +170,19 @@ def _read_cards(
 
 def _entry_kind(path: Path, root: Path, diagnostics: list[Diagnostic]) -> str | None:
     """'dir' or 'file' for an entry that resolves inside `root`; None (reported) otherwise."""
+    target = _target_inside(path, root, diagnostics)
+    if target is None:
+        return None
+    if target.is_dir():
+        return "dir"
+    if target.is_file():
+        return "file"
+    diagnostics.append(error(Location(path), "not a regular file or folder", "remove it"))
+    return None
+
+
+def _target_inside(path: Path, root: Path, diagnostics: list[Diagnostic]) -> Path | None:
+    """What `path` resolves to, if that is inside `root`; None (reported) otherwise."""
     try:
         target = path.resolve(strict=True)
     except (OSError, RuntimeError):
@@ -186,12 +199,7 @@ def _entry_kind(path: Path, root: Path, diagnostics: list[Diagnostic]) -> str | 
             )
         )
         return None
-    if target.is_dir():
-        return "dir"
-    if target.is_file():
-        return "file"
-    diagnostics.append(error(Location(path), "not a regular file or folder", "remove it"))
-    return None
+    return target
 
 
 def _is_markdown(path: Path) -> bool:
@@ -247,7 +255,8 @@ def _open_listed(path: Path, root: Path, diagnostics: list[Diagnostic]) -> Binar
 
     The file itself is opened without following a symlink, so one swapped in for it since cannot lead
     outside the content folder (the folders above it were checked when listed); a symlink is checked
-    again, as at listing. Non-blocking: a FIFO swapped in is refused, not waited on. None: reported.
+    again, as at listing, and what it resolved to is opened, not the link. Non-blocking: a FIFO swapped in
+    is refused, not waited on. None: reported; IsADirectoryError: it is a folder now.
     """
     if NO_FOLLOW:
         try:
@@ -257,10 +266,12 @@ def _open_listed(path: Path, root: Path, diagnostics: list[Diagnostic]) -> Binar
                 raise
     elif not os.path.islink(path):
         return _open_file(path, 0)  # no O_NOFOLLOW (Windows): a file as it was listed
-    kind = _entry_kind(path, root, diagnostics)
-    if kind == "dir":
-        diagnostics.append(error(Location(path), "expected a file, found a folder", "rename or remove it"))
-    return _open_file(path, 0) if kind == "file" else None
+    target = _target_inside(path, root, diagnostics)
+    if target is None:
+        return None
+    if target.is_dir():
+        raise IsADirectoryError(path)  # Windows refuses to open a folder with a less telling error
+    return _open_file(target, NO_FOLLOW)  # the file checked, even if the link changes again now
 
 
 def _open_file(path: Path, flags: int) -> BinaryIO:
